@@ -1,0 +1,79 @@
+"""The Litestar application: ``create_app(deps)`` builds it from the runtime objects."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.config.app import AppConfig
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+import gateway
+from gateway.api.auth import PUBLIC, build_auth
+from gateway.api.controllers.auth import AuthController
+from gateway.api.controllers.pricing import DiscountController, PaymentController, RateController
+from gateway.api.controllers.sessions import SessionController
+from gateway.api.controllers.structure import LevelController, SpaceController, ZoneController
+from gateway.api.controllers.vehicles import VehicleController, VehicleTypeController
+from gateway.api.deps import Deps
+from gateway.api.errors import EXCEPTION_HANDLERS
+from gateway.services import scalar
+
+API_CONTROLLERS: list[Any] = [
+    AuthController,
+    VehicleTypeController,
+    VehicleController,
+    LevelController,
+    ZoneController,
+    SpaceController,
+    SessionController,
+    RateController,
+    PaymentController,
+    DiscountController,
+]
+
+
+@get("/health", opt=PUBLIC, tags=["System"], include_in_schema=True)
+async def health(deps: NamedDependency[Deps]) -> dict[str, Any]:
+    """Liveness for load balancers and the installer: the loop answers and the database reads."""
+    scalar(deps.db, "SELECT 1")
+    return {"status": "ok", "version": gateway.__version__, "site": deps.config.site.id}
+
+
+def create_app(
+    deps: Deps, *, extra_handlers: list[Any] | None = None, on_app_init: list[Any] | None = None
+) -> Litestar:
+    auth = build_auth(
+        deps.store, deps.config.auth.secret_key, deps.config.auth.token_expire_minutes
+    )
+    deps = replace(deps, auth=auth)
+    api = Router(path="/api/v1", route_handlers=[*API_CONTROLLERS, *(extra_handlers or [])])
+    openapi = (
+        OpenAPIConfig(
+            title="carpark-gateway",
+            version=gateway.__version__,
+            description="The car-parking API of one site, served by its edge gateway.",
+            path="/",
+            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+        )
+        if deps.config.http.docs
+        else None
+    )
+
+    def _init(config: AppConfig) -> AppConfig:
+        return auth.on_app_init(config)
+
+    return Litestar(
+        route_handlers=[api, health],
+        dependencies={
+            "deps": Provide(lambda: deps, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        on_app_init=[_init, *(on_app_init or [])],
+        debug=False,
+        logging_config=None,
+    )

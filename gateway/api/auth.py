@@ -1,0 +1,70 @@
+"""Authentication (litestar's JWT bearer backend) and the role guards.
+
+Tokens carry only the user id; the role is read from the database on every request, so
+that demoting or deactivating an account takes effect at once instead of after the
+token expires.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
+
+from gateway.services import Actor, one
+from gateway.store import Store
+
+LOGIN_PATH = "/api/v1/auth/login"
+
+
+def build_auth(
+    store: Store, secret: str, expire_minutes: int
+) -> OAuth2PasswordBearerAuth[Actor, Token]:
+    async def retrieve_user(
+        token: Token, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> Actor | None:
+        try:
+            user_id = int(token.sub)
+        except ValueError:
+            return None
+        row = one(
+            store.reader, "SELECT id, role, email, is_active FROM users WHERE id = ?", [user_id]
+        )
+        if row is None or not row["is_active"]:
+            return None
+        return Actor(id=row["id"], role=row["role"], email=row["email"])
+
+    return OAuth2PasswordBearerAuth[Actor, Token](
+        retrieve_user_handler=retrieve_user,
+        token_secret=secret,
+        token_url=LOGIN_PATH,
+        default_token_expiration=timedelta(minutes=expire_minutes),
+        # Everything not marked public needs a token; public handlers set exclude_from_auth.
+        exclude=["^/docs", "^/redoc", "^/openapi.json", "^/schema", "^/health", "^/metrics"],
+    )
+
+
+def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
+    user = connection.scope.get("user")
+    if not isinstance(user, Actor):
+        # Only reachable on a public handler; public handlers act as an anonymous customer.
+        return Actor(id=None, role="anonymous")
+    return user
+
+
+def staff(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Operators and admins: the people at the gates and in the office."""
+    if not actor_of(connection).is_staff:
+        raise PermissionDeniedException("operator or admin role required")
+
+
+def admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not actor_of(connection).is_admin:
+        raise PermissionDeniedException("admin role required")
+
+
+PUBLIC = {"exclude_from_auth": True}

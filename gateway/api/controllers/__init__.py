@@ -1,0 +1,1 @@
+"""One controller per resource, mounted under ``/api/v1``."""

@@ -1,0 +1,220 @@
+"""Configuration: one TOML file plus ``CARPARK_*`` environment overrides.
+
+The file is the site's description (lanes, devices, prices are data, not code); the
+environment carries what differs per machine or must stay out of files (database path,
+listen address, the token secret). Every value is checked once, at start-up, and a bad
+value stops the daemon with a message that names the key, because a gateway that starts
+half-configured is worse than one that does not start.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - the value we refuse outside development
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteConfig:
+    id: str = "demo-site"
+    name: str = "Demo car park"
+    timezone: str = "UTC"
+    development: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bounded so that an API flood cannot starve the lanes sharing our event loop.
+    limit_concurrency: int = 512
+    docs: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
+    path: str = "var/carpark.db"
+    busy_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    secret_key: str = PLACEHOLDER_SECRET
+    token_expire_minutes: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParkingConfig:
+    exit_window_minutes: int = 15
+    default_vehicle_type: str = "Car"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "auto"  # auto: console on a terminal, JSON lines otherwise
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    site: SiteConfig = field(default_factory=SiteConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    parking: ParkingConfig = field(default_factory=ParkingConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: str = "<defaults>"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.site.timezone)
+
+
+# Environment variable -> (section, key). Kept as a table so the README can list it verbatim.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "CARPARK_DB": ("database", "path"),
+    "CARPARK_HTTP_HOST": ("http", "host"),
+    "CARPARK_HTTP_PORT": ("http", "port"),
+    "CARPARK_SECRET_KEY": ("auth", "secret_key"),
+    "CARPARK_TOKEN_EXPIRE_MINUTES": ("auth", "token_expire_minutes"),
+    "CARPARK_SITE_ID": ("site", "id"),
+    "CARPARK_TIMEZONE": ("site", "timezone"),
+    "CARPARK_DEVELOPMENT": ("site", "development"),
+    "CARPARK_LOG_LEVEL": ("logging", "level"),
+    "CARPARK_LOG_FORMAT": ("logging", "format"),
+}
+
+_SECTIONS: dict[str, type] = {
+    "site": SiteConfig,
+    "http": HttpConfig,
+    "database": DatabaseConfig,
+    "auth": AuthConfig,
+    "parking": ParkingConfig,
+    "logging": LoggingConfig,
+}
+
+
+def default_config_path() -> Path:
+    """The embedded default: the repository's ``config/gateway.toml``, or the copy in the wheel."""
+    packaged = Path(__file__).with_name("default.toml")
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read the TOML file (``path``, else ``$CARPARK_CONFIG``, else the default) and the environment."""
+    env = os.environ if env is None else env
+    chosen = (
+        Path(path) if path else Path(env["CARPARK_CONFIG"]) if env.get("CARPARK_CONFIG") else None
+    )
+    file = chosen or default_config_path()
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {file}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file}: not valid TOML: {err}") from err
+    for name, (section, key) in ENV_OVERRIDES.items():
+        if name in env and env[name] != "":
+            raw.setdefault(section, {})[key] = env[name]
+    return build_config(raw, source=str(file))
+
+
+def build_config(raw: Mapping[str, Any], *, source: str = "<dict>") -> Config:
+    """Turn parsed TOML (plus string overrides) into a checked :class:`Config`."""
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"unknown section [{name}]")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = _build_section(name, _SECTIONS[name], value)
+    config = Config(**sections, source=source)
+    _validate(config)
+    return config
+
+
+def _build_section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"[{section}] unknown key {key!r}")
+        default = getattr(cls(), key)
+        kwargs[key] = _coerce(f"{section}.{key}", value, type(default))
+    return cls(**kwargs)
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    """Accept the TOML type, or a string from the environment that converts cleanly."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
+            return value.lower() in {"1", "true", "yes", "on"}
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
+
+
+def _validate(config: Config) -> None:
+    if not 0 < config.http.port < 65536:
+        raise ConfigError(f"http.port: {config.http.port} is not a TCP port")
+    if config.http.limit_concurrency < 1:
+        raise ConfigError("http.limit_concurrency must be at least 1")
+    if config.auth.token_expire_minutes < 1:
+        raise ConfigError("auth.token_expire_minutes must be at least 1")
+    if config.parking.exit_window_minutes < 0:
+        raise ConfigError("parking.exit_window_minutes must not be negative")
+    if not config.database.path:
+        raise ConfigError("database.path must not be empty")
+    if config.logging.format not in {"auto", "console", "json"}:
+        raise ConfigError("logging.format must be auto, console or json")
+    if config.logging.level.lower() not in {"debug", "info", "warning", "error"}:
+        raise ConfigError("logging.level must be debug, info, warning or error")
+    try:
+        ZoneInfo(config.site.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(f"site.timezone: unknown time zone {config.site.timezone!r}") from err
+    if not config.site.development:
+        secret = config.auth.secret_key
+        if secret == PLACEHOLDER_SECRET:
+            raise ConfigError(
+                "auth.secret_key is the placeholder; set CARPARK_SECRET_KEY "
+                "(or site.development = true on a test bench)"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"auth.secret_key must be at least {MIN_SECRET_LENGTH} characters")
+
+
+def with_overrides(config: Config, **sections: Any) -> Config:
+    """A copy with whole sections replaced; used by tests and the benchmark."""
+    return replace(config, **sections)

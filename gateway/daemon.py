@@ -1,0 +1,122 @@
+"""The composition root: builds the store, the API and the subsystems, and runs them supervised.
+
+One event loop, one root TaskGroup, every task named. Start-up order: open and migrate
+the database, start serving the API, then tell systemd we are ready. Shutdown (SIGTERM
+or SIGINT) runs in a fixed order: stop accepting requests and let those in flight
+finish, stop the subsystems, then close the database after its last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Generator
+from typing import Any
+
+import structlog
+import uvicorn
+
+from gateway.api.app import create_app
+from gateway.api.deps import Deps
+from gateway.config import Config
+from gateway.store import Store
+from gateway.systemd import notify, watchdog_interval, watchdog_loop
+from gateway.timeutil import Clock, SystemClock
+
+log = structlog.get_logger("gateway.daemon")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: it must not install its own signal handlers (we own SIGTERM)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Daemon:
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store: Store | None = None
+        self.server: uvicorn.Server | None = None
+        self.ready = threading.Event()  # set once the API is serving (tests wait on it)
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound API port (useful when configured as 0)."""
+        assert self.server is not None and self.server.servers, "not serving yet"
+        sock = self.server.servers[0].sockets[0]
+        return int(sock.getsockname()[1])
+
+    def request_stop(self) -> None:
+        """Thread-safe: ask the daemon to shut down in order."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._stop.set)
+        cfg = self.config
+        self.store = store = Store(cfg.database.path, busy_timeout_ms=cfg.database.busy_timeout_ms)
+        try:
+            applied = store.migrate()
+            if applied:
+                log.info("migrations_applied", names=applied)
+            deps = Deps(store=store, config=cfg, clock=self.clock)
+            app = create_app(deps)
+            self.server = server = _EmbeddedServer(
+                uvicorn.Config(
+                    app,
+                    host=cfg.http.host,
+                    port=cfg.http.port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
+                    limit_concurrency=cfg.http.limit_concurrency,
+                    timeout_graceful_shutdown=10,
+                    server_header=False,
+                )
+            )
+            async with asyncio.TaskGroup() as tg:
+                serving = tg.create_task(server.serve(), name="api")
+                helpers = [tg.create_task(self._announce_ready(server), name="ready")]
+                interval = watchdog_interval()
+                if interval:
+                    helpers.append(tg.create_task(watchdog_loop(interval), name="watchdog"))
+                stop_wait = tg.create_task(self._stop.wait(), name="stop-signal")
+                await asyncio.wait([serving, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+                log.info("daemon_stopping")
+                notify("STOPPING=1")
+                server.should_exit = True
+                for task in [*helpers, stop_wait]:
+                    task.cancel()
+        finally:
+            store.close()
+            self.ready.clear()
+            log.info("daemon_stopped")
+
+    async def _announce_ready(self, server: uvicorn.Server) -> None:
+        # uvicorn exposes readiness only as a flag, not an event.
+        while not server.started:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        self.ready.set()
+        notify("READY=1")
+        log.info(
+            "daemon_ready",
+            host=self.config.http.host,
+            port=self.port,
+            site=self.config.site.id,
+            database=self.config.database.path,
+        )
+
+
+def run_daemon(config: Config, **kwargs: Any) -> None:
+    asyncio.run(Daemon(config, **kwargs).run())

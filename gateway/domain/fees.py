@@ -1,0 +1,322 @@
+"""What a stay costs, and what is still owed at the barrier.
+
+Everything here is a pure function of plain values so that the rules the drivers and the
+API both depend on can be tested exhaustively. The rules follow the field reference of the
+car-parking API (sections 9 and 11.3):
+
+* For each rate type the most specific applicable rate wins (vehicle type and zone, then
+  vehicle type, then zone, then generic; ties go to the latest ``effective_from``, then the
+  highest id).
+* A flat rate prices the stay when it is at least as specific as the hourly rate.
+* Hourly: started hours (at least one past the grace period), capped per 24 hours by a
+  daily rate when one applies.
+* A stay within the grace period is free; past it, the whole stay is billed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from gateway.domain.money import ZERO, cents, show
+
+RateType = Literal["hourly", "daily", "flat"]
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rate:
+    id: int
+    rate_type: RateType
+    amount: Decimal
+    grace_period_minutes: int = 0
+    vehicle_type_id: int | None = None
+    zone_id: int | None = None
+    effective_from: datetime
+    effective_to: datetime | None = None
+    is_active: bool = True
+    peak_multiplier: Decimal = Decimal(1)
+    peak_start_time: time | None = None
+    peak_end_time: time | None = None
+
+    def specificity(self, vehicle_type_id: int | None, zone_id: int | None) -> int | None:
+        """1 (most specific) .. 4 (generic), or None when the rate's scope does not match."""
+        if self.vehicle_type_id is not None and self.vehicle_type_id != vehicle_type_id:
+            return None
+        if self.zone_id is not None and (zone_id is None or self.zone_id != zone_id):
+            return None
+        if self.vehicle_type_id is not None:
+            return 1 if self.zone_id is not None else 2
+        return 3 if self.zone_id is not None else 4
+
+    def effective_at(self, at: datetime) -> bool:
+        return (
+            self.is_active
+            and self.effective_from <= at
+            and (self.effective_to is None or self.effective_to >= at)
+        )
+
+    def in_peak(self, at: datetime) -> bool:
+        """Whether ``at`` (UTC) falls in the peak window; a window may wrap midnight."""
+        if self.peak_start_time is None or self.peak_end_time is None:
+            return False
+        t = at.timetz().replace(tzinfo=None)
+        start, end = self.peak_start_time, self.peak_end_time
+        if start <= end:
+            return start <= t < end
+        return t >= start or t < end
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChosenRates:
+    """The winning rate of each type for one stay, with the specificity it won at."""
+
+    hourly: Rate | None = None
+    daily: Rate | None = None
+    flat: Rate | None = None
+    specificity: dict[RateType, int] = field(default_factory=dict)
+
+    @property
+    def pricing_rate(self) -> Rate | None:
+        """The rate that prices the stay (and whose grace period applies)."""
+        if self.flat is not None and (
+            self.hourly is None or self.specificity["flat"] <= self.specificity["hourly"]
+        ):
+            return self.flat
+        return self.hourly or self.daily
+
+
+def choose_rates(
+    rates: Iterable[Rate], *, vehicle_type_id: int | None, zone_id: int | None, at: datetime
+) -> ChosenRates:
+    best: dict[RateType, tuple[int, float, int, Rate]] = {}
+    for rate in rates:
+        if not rate.effective_at(at):
+            continue
+        spec = rate.specificity(vehicle_type_id, zone_id)
+        if spec is None:
+            continue
+        # Lower sorts first: most specific, then latest effective_from, then highest id.
+        key = (spec, -rate.effective_from.timestamp(), -rate.id, rate)
+        current = best.get(rate.rate_type)
+        if current is None or key[:3] < current[:3]:
+            best[rate.rate_type] = key
+    return ChosenRates(
+        hourly=best["hourly"][3] if "hourly" in best else None,
+        daily=best["daily"][3] if "daily" in best else None,
+        flat=best["flat"][3] if "flat" in best else None,
+        specificity={t: v[0] for t, v in best.items()},
+    )
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    description: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParkingPrice:
+    base_fee: Decimal
+    lines: tuple[FeeLine, ...]
+    within_grace: bool
+    grace_period_minutes: int
+    hourly_amount: Decimal | None  # after any peak multiplier; used by free-hours discounts
+
+
+def duration_minutes(entry: datetime, end: datetime) -> int:
+    """Whole minutes from entry to the end of the stay, rounded down, never negative."""
+    return max(0, int((end - entry).total_seconds() // 60))
+
+
+def started_hours(minutes: int) -> int:
+    return max(1, math.ceil(minutes / 60))
+
+
+def price_parking(minutes: int, chosen: ChosenRates, end: datetime) -> ParkingPrice:
+    """The parking fee of a stay of ``minutes`` ending at ``end``, with its breakdown lines."""
+    rate = chosen.pricing_rate
+    if rate is None:
+        return ParkingPrice(
+            base_fee=ZERO,
+            lines=(FeeLine("No applicable rate", ZERO),),
+            within_grace=False,
+            grace_period_minutes=0,
+            hourly_amount=None,
+        )
+    hourly_amount = _hourly_amount(chosen.hourly, end) if chosen.hourly else None
+    grace = rate.grace_period_minutes
+    if grace > 0 and minutes <= grace:
+        return ParkingPrice(
+            base_fee=ZERO,
+            lines=(FeeLine(f"Within grace period ({grace} min)", ZERO),),
+            within_grace=True,
+            grace_period_minutes=grace,
+            hourly_amount=hourly_amount,
+        )
+    if rate is chosen.flat:
+        amount = cents(rate.amount)
+        lines: tuple[FeeLine, ...] = (FeeLine(f"Flat rate ({show(amount)})", amount),)
+    elif rate is chosen.hourly:
+        assert hourly_amount is not None
+        lines = _hourly_lines(minutes, hourly_amount, chosen.daily)
+    else:
+        daily = cents(rate.amount)
+        days = max(1, math.ceil(minutes / MINUTES_PER_DAY))
+        lines = (FeeLine(f"Daily rate ({days} day(s) @ {show(daily)}/day)", cents(days * daily)),)
+    return ParkingPrice(
+        base_fee=cents(sum((line.amount for line in lines), ZERO)),
+        lines=lines,
+        within_grace=False,
+        grace_period_minutes=grace,
+        hourly_amount=hourly_amount,
+    )
+
+
+def _hourly_amount(hourly: Rate, end: datetime) -> Decimal:
+    if hourly.in_peak(end):
+        return cents(hourly.amount * hourly.peak_multiplier)
+    return cents(hourly.amount)
+
+
+def _hourly_lines(minutes: int, hourly: Decimal, daily_rate: Rate | None) -> tuple[FeeLine, ...]:
+    hours = started_hours(minutes)
+    plain = cents(hours * hourly)
+    plain_line = FeeLine(f"Parking ({hours} hour(s) @ {show(hourly)}/hr)", plain)
+    if daily_rate is None:
+        return (plain_line,)
+    daily = cents(daily_rate.amount)
+    full_days, rest = divmod(minutes, MINUTES_PER_DAY)
+    rest_hours = math.ceil(rest / 60) if minutes > 0 else 1  # a 0-minute billed stay is one hour
+    rest_cost = cents(rest_hours * hourly)
+    capped = full_days * daily + min(rest_cost, daily)
+    if plain <= capped:
+        return (plain_line,)
+    lines: list[FeeLine] = []
+    if full_days:
+        lines.append(
+            FeeLine(
+                f"Daily rate ({full_days} day(s) @ {show(daily)}/day)", cents(full_days * daily)
+            )
+        )
+    if rest_hours:
+        if rest_cost <= daily:
+            lines.append(
+                FeeLine(f"Remaining time ({rest_hours} hour(s) @ {show(hourly)}/hr)", rest_cost)
+            )
+        else:
+            lines.append(FeeLine(f"Daily maximum ({show(daily)}/day)", daily))
+    return tuple(lines)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fee:
+    """The seed's FeeCalculation, in decimals."""
+
+    duration_minutes: int
+    base_fee: Decimal
+    discounts: Decimal
+    tax: Decimal
+    ev_charging: Decimal
+    total: Decimal
+    breakdown: tuple[FeeLine, ...]
+    within_grace: bool
+    grace_period_minutes: int
+    hourly_amount: Decimal | None
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    """A completed charging session billed with the stay."""
+
+    energy_kwh: Decimal
+    cost: Decimal
+    idle_fee: Decimal = ZERO
+
+
+def calculate_fee(
+    *,
+    entry: datetime,
+    end: datetime,
+    rates: Sequence[Rate],
+    vehicle_type_id: int | None,
+    zone_id: int | None,
+    member_discount_pct: Decimal | None = None,
+    charges: Sequence[ChargeLine] = (),
+) -> Fee:
+    """The whole fee of a stay: parking, a membership discount, and charging billed with it."""
+    minutes = duration_minutes(entry, end)
+    chosen = choose_rates(rates, vehicle_type_id=vehicle_type_id, zone_id=zone_id, at=end)
+    parking = price_parking(minutes, chosen, end)
+    lines = list(parking.lines)
+    discounts = ZERO
+    if member_discount_pct and parking.base_fee > 0:
+        discounts = min(parking.base_fee, cents(parking.base_fee * member_discount_pct / 100))
+        lines.append(
+            FeeLine(f"Membership discount ({member_discount_pct.normalize():f}%)", -discounts)
+        )
+    ev_total = ZERO
+    for charge in charges:
+        lines.append(
+            FeeLine(f"EV charging ({charge.energy_kwh.normalize():f} kWh)", cents(charge.cost))
+        )
+        ev_total += cents(charge.cost)
+        if charge.idle_fee > 0:
+            lines.append(FeeLine("EV idle fee", cents(charge.idle_fee)))
+            ev_total += cents(charge.idle_fee)
+    total = max(ZERO, parking.base_fee - discounts + ev_total)
+    return Fee(
+        duration_minutes=minutes,
+        base_fee=parking.base_fee,
+        discounts=discounts,
+        tax=ZERO,
+        ev_charging=ev_total,
+        total=cents(total),
+        breakdown=tuple(lines),
+        within_grace=parking.within_grace,
+        grace_period_minutes=parking.grace_period_minutes,
+        hourly_amount=parking.hourly_amount,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentRecord:
+    """What the exit rules need to know of a completed payment."""
+
+    amount: Decimal  # the fee it covered, before any code's discount
+    paid_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExitStatus:
+    is_paid: bool
+    amount_due: Decimal
+    in_exit_window: bool
+    window_ends: datetime | None
+
+
+def fee_covered(payments: Iterable[PaymentRecord]) -> Decimal:
+    return cents(sum((p.amount for p in payments), ZERO))
+
+
+def exit_status(
+    fee_total: Decimal, payments: Sequence[PaymentRecord], now: datetime, exit_window: timedelta
+) -> ExitStatus:
+    """What is owed at the barrier now (11.3): nothing inside the exit window of the last
+    payment; otherwise whatever the fee has grown beyond what payments covered."""
+    latest = max((p.paid_at for p in payments), default=None)
+    window_ends = latest + exit_window if latest is not None else None
+    in_window = window_ends is not None and now <= window_ends
+    due = ZERO if in_window else max(ZERO, cents(fee_total - fee_covered(payments)))
+    return ExitStatus(
+        is_paid=bool(payments), amount_due=due, in_exit_window=in_window, window_ends=window_ends
+    )
+
+
+def minutes_left(until: datetime, now: datetime) -> int:
+    """Whole minutes left until ``until``, rounded up, never negative."""
+    return max(0, math.ceil((until - now).total_seconds() / 60))

@@ -1,0 +1,109 @@
+"""Services: the one way state changes. The API and the lane drivers both call these.
+
+A command is a plain function ``(db, ctx, ...) -> result`` run inside one transaction by
+:meth:`gateway.store.Store.write`; it checks, changes rows, and appends its outbox events.
+Time and the acting user come in through :class:`Ctx` so that every rule is testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlite_utils import Database
+
+from gateway.config import ParkingConfig
+from gateway.errors import Forbidden, NotFound
+from gateway.timeutil import iso
+
+
+@dataclass(frozen=True, kw_only=True)
+class Actor:
+    """Who is acting: a logged-in user, or the gateway itself (a lane, the simulator)."""
+
+    id: int | None
+    role: str  # customer | operator | admin | system
+    email: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in {"operator", "admin", "system"}
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in {"admin", "system"}
+
+
+SYSTEM = Actor(id=None, role="system")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ctx:
+    now: datetime
+    actor: Actor
+    parking: ParkingConfig
+
+    @property
+    def exit_window(self) -> timedelta:
+        return timedelta(minutes=self.parking.exit_window_minutes)
+
+
+def one(db: Database, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+    return next(iter(db.query(sql, list(params))), None)
+
+
+def rows(db: Database, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
+    return iter(db.query(sql, list(params)))
+
+
+def scalar(db: Database, sql: str, params: Iterable[Any] = ()) -> Any:
+    row = db.execute(sql, list(params)).fetchone()
+    return None if row is None else row[0]
+
+
+def require(db: Database, table: str, id_: int, what: str) -> dict[str, Any]:
+    """The row, or NotFound naming the thing the way a client calls it."""
+    row = one(db, f"SELECT * FROM {table} WHERE id = ?", [id_])
+    if row is None:
+        raise NotFound(f"{what} {id_} not found")
+    return row
+
+
+def require_owner_or(actor: Actor, owner_id: int | None, *, staff: bool, what: str) -> None:
+    """Owners may; staff may when ``staff`` (else only admins); everyone else is refused."""
+    if actor.is_admin or (staff and actor.is_staff):
+        return
+    if owner_id is not None and owner_id == actor.id:
+        return
+    raise Forbidden(f"not allowed to access this {what}")
+
+
+def _stored(value: Any) -> Any:
+    """Python values as our columns hold them (see gateway.store.migrations)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    return value
+
+
+def stamp_insert(db: Database, table: str, values: dict[str, Any], now: datetime) -> int:
+    """Insert a row with its created/updated stamps; returns the new id."""
+    ts = iso(now)
+    row = {k: _stored(v) for k, v in values.items()}
+    pk = db.table(table).insert({**row, "created_at": ts, "updated_at": ts}).last_pk
+    assert pk is not None
+    return int(pk)
+
+
+def stamp_update(
+    db: Database, table: str, id_: int, changes: dict[str, Any], now: datetime
+) -> None:
+    if changes:
+        row = {k: _stored(v) for k, v in changes.items()}
+        db.table(table).update(id_, {**row, "updated_at": iso(now)})

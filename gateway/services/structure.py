@@ -1,0 +1,110 @@
+"""The car park's structure: levels, zones and spaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+from gateway.errors import Conflict
+from gateway.services import Ctx, one, require, stamp_insert, stamp_update
+from gateway.store import outbox
+
+SPACE_TYPES = ("standard", "compact", "handicapped", "ev_charging", "motorcycle")
+SPACE_STATUSES = ("available", "occupied", "reserved", "maintenance", "out_of_service")
+
+
+def create_level(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
+    level_id = stamp_insert(db, "levels", values, ctx.now)
+    outbox.append(db, "level_created", {"level_id": level_id, **values}, ctx.now)
+    return level_id
+
+
+def update_level(db: Database, ctx: Ctx, level_id: int, changes: dict[str, Any]) -> None:
+    require(db, "levels", level_id, "level")
+    stamp_update(db, "levels", level_id, changes, ctx.now)
+    outbox.append(db, "level_updated", {"level_id": level_id, "changes": changes}, ctx.now)
+
+
+def create_zone(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
+    require(db, "levels", values["level_id"], "level")
+    zone_id = stamp_insert(db, "zones", values, ctx.now)
+    outbox.append(db, "zone_created", {"zone_id": zone_id, **values}, ctx.now)
+    return zone_id
+
+
+def update_zone(db: Database, ctx: Ctx, zone_id: int, changes: dict[str, Any]) -> None:
+    require(db, "zones", zone_id, "zone")
+    stamp_update(db, "zones", zone_id, changes, ctx.now)
+    outbox.append(db, "zone_updated", {"zone_id": zone_id, "changes": changes}, ctx.now)
+
+
+def create_space(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
+    zone = require(db, "zones", values["zone_id"], "zone")
+    if one(
+        db,
+        "SELECT id FROM spaces WHERE zone_id = ? AND space_number = ?",
+        [values["zone_id"], values["space_number"]],
+    ):
+        raise Conflict(f"space {values['space_number']} already exists in zone {zone['id']}")
+    if values.get("floor") is None:
+        level = require(db, "levels", zone["level_id"], "level")
+        values = {**values, "floor": level["floor_number"]}
+    if values.get("space_type") == "ev_charging":
+        values = {**values, "is_ev_charging": True}
+    space_id = stamp_insert(db, "spaces", {**values, "status": "available"}, ctx.now)
+    outbox.append(db, "space_created", {"space_id": space_id, **values}, ctx.now)
+    return space_id
+
+
+def update_space(db: Database, ctx: Ctx, space_id: int, changes: dict[str, Any]) -> None:
+    space = require(db, "spaces", space_id, "space")
+    new_status = changes.get("status")
+    if new_status and new_status != space["status"]:
+        occupant = one(
+            db,
+            "SELECT ticket_number FROM sessions WHERE space_id = ? AND status = 'active'",
+            [space_id],
+        )
+        if occupant and new_status == "available":
+            raise Conflict(
+                f"space is occupied by session {occupant['ticket_number']}; "
+                "move or end that session first",
+                ticket_number=occupant["ticket_number"],
+            )
+    stamp_update(db, "spaces", space_id, changes, ctx.now)
+    outbox.append(db, "space_updated", {"space_id": space_id, "changes": changes}, ctx.now)
+    if new_status and new_status != space["status"]:
+        outbox.append(
+            db,
+            "space_status_changed",
+            {
+                "space_id": space_id,
+                "zone_id": space["zone_id"],
+                "from": space["status"],
+                "to": new_status,
+                "by": ctx.actor.id,
+            },
+            ctx.now,
+        )
+
+
+def zone_availability(db: Database, zone_id: int) -> dict[str, Any]:
+    require(db, "zones", zone_id, "zone")
+    counts = {s: 0 for s in SPACE_STATUSES}
+    for row in db.query(
+        "SELECT status, COUNT(*) AS n FROM spaces WHERE zone_id = ? GROUP BY status", [zone_id]
+    ):
+        counts[row["status"]] = row["n"]
+    total = sum(counts.values())
+    available = counts["available"]
+    return {
+        "zone_id": zone_id,
+        "total": total,
+        "available": available,
+        "occupied": counts["occupied"],
+        "reserved": counts["reserved"],
+        "maintenance": counts["maintenance"],
+        "out_of_service": counts["out_of_service"],
+        "occupancy_rate": round((total - available) / total * 100, 2) if total else 0.0,
+    }

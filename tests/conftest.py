@@ -1,0 +1,218 @@
+"""Shared fixtures: a real daemon on a free port over a real SQLite file, and HTTP clients.
+
+The daemon runs in a thread with its own event loop, exactly as ``carpark-gateway run``
+builds it (store, migrations, Litestar app inside uvicorn), so API tests make real HTTP
+requests. Time is a :class:`ManualClock` the test moves forward; that is how the fee
+rules are exercised without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.config import (
+    AuthConfig,
+    Config,
+    DatabaseConfig,
+    HttpConfig,
+    SiteConfig,
+)
+from gateway.daemon import Daemon
+from gateway.services import users
+
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+PASSWORD = "password123"
+_HASHES: dict[str, str] = {}
+
+
+def password_hash(password: str = PASSWORD) -> str:
+    """argon2 is slow on purpose; hash each test password once per run."""
+    if password not in _HASHES:
+        _HASHES[password] = users.hash_password(password)
+    return _HASHES[password]
+
+
+class ManualClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC).replace(microsecond=0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(**delta)
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._now = when
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    return Config(
+        site=SiteConfig(id="test-site", development=False),
+        http=HttpConfig(host="127.0.0.1", port=0),
+        database=DatabaseConfig(path=str(tmp_path / "gateway.db")),
+        auth=AuthConfig(secret_key=SECRET),
+        **overrides,
+    )
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    clock: ManualClock
+    base_url: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    user_ids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def store(self) -> Any:
+        return self.daemon.store
+
+    def user(self, email: str, role: str = "customer", name: str = "Test User") -> int:
+        """Create an account directly (as the CLI does) and remember a token for it."""
+        uid = self.store.write_sync(
+            lambda db: users.create_user(
+                db,
+                email=email,
+                password_hash=password_hash(),
+                full_name=name,
+                role=role,
+                phone=None,
+                now=self.clock.now(),
+            )
+        )
+        self.user_ids[email] = uid
+        self.tokens[email] = self.token_for(uid)
+        return int(uid)
+
+    def token_for(self, user_id: int) -> str:
+        from litestar.security.jwt import Token
+
+        exp = datetime.now(UTC) + timedelta(minutes=30)
+        return Token(sub=str(user_id), exp=exp).encode(SECRET, "HS256")
+
+    def client(self, email: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[email]}"} if email else {}
+        return httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=10)
+
+
+def start_daemon(config: Config, clock: ManualClock) -> tuple[Daemon, threading.Thread]:
+    daemon = Daemon(config, clock=clock)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(daemon.run())
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    thread = threading.Thread(target=target, name="daemon", daemon=True)
+    thread.start()
+    for _ in range(200):
+        if daemon.ready.wait(0.05) or errors or not thread.is_alive():
+            break
+    if errors:
+        raise errors[0]
+    assert daemon.ready.is_set(), "daemon did not become ready"
+    return daemon, thread
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def gw(tmp_path: Path, clock: ManualClock) -> Iterator[Running]:
+    daemon, thread = start_daemon(make_config(tmp_path), clock)
+    running = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
+    running.user("admin@example.com", "admin", "Site Admin")
+    running.user("operator@example.com", "operator", "Gate Operator")
+    running.user("alice@example.com", "customer", "Alice Driver")
+    running.user("bob@example.com", "customer", "Bob Driver")
+    try:
+        yield running
+    finally:
+        daemon.request_stop()
+        thread.join(15)
+        assert not thread.is_alive(), "daemon did not stop"
+
+
+@pytest.fixture
+def admin(gw: Running) -> Iterator[httpx.Client]:
+    with gw.client("admin@example.com") as c:
+        yield c
+
+
+@pytest.fixture
+def operator(gw: Running) -> Iterator[httpx.Client]:
+    with gw.client("operator@example.com") as c:
+        yield c
+
+
+@pytest.fixture
+def alice(gw: Running) -> Iterator[httpx.Client]:
+    with gw.client("alice@example.com") as c:
+        yield c
+
+
+@pytest.fixture
+def bob(gw: Running) -> Iterator[httpx.Client]:
+    with gw.client("bob@example.com") as c:
+        yield c
+
+
+@pytest.fixture
+def anon(gw: Running) -> Iterator[httpx.Client]:
+    with gw.client() as c:
+        yield c
+
+
+@pytest.fixture
+def site(gw: Running, admin: httpx.Client) -> dict[str, Any]:
+    """A small site: one level, two zones, six spaces, a $5/h rate with 15 min grace."""
+    level = admin.post("/levels", json={"name": "Level 1", "floor_number": 1}).json()
+    zone_a = admin.post("/zones", json={"level_id": level["id"], "name": "Zone A"}).json()
+    zone_b = admin.post("/zones", json={"level_id": level["id"], "name": "Zone B"}).json()
+    spaces = []
+    for n, (zone, stype) in enumerate(
+        [
+            (zone_a, "standard"),
+            (zone_a, "standard"),
+            (zone_a, "compact"),
+            (zone_a, "ev_charging"),
+            (zone_b, "standard"),
+            (zone_b, "motorcycle"),
+        ],
+        start=1,
+    ):
+        r = admin.post(
+            "/spaces", json={"zone_id": zone["id"], "space_number": f"S-{n}", "space_type": stype}
+        )
+        assert r.status_code == 201, r.text
+        spaces.append(r.json())
+    rate = admin.post(
+        "/rates",
+        json={
+            "name": "Standard Hourly",
+            "rate_type": "hourly",
+            "amount": 5.0,
+            "grace_period_minutes": 15,
+            "effective_from": "2024-01-01T00:00:00Z",
+        },
+    ).json()
+    return {"level": level, "zone_a": zone_a, "zone_b": zone_b, "spaces": spaces, "rate": rate}
