@@ -186,7 +186,7 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
 
 
 def _validate(config: Config) -> None:
-    if not 0 < config.http.port < 65536:
+    if not 0 <= config.http.port < 65536:  # 0: any free port (tests)
         raise ConfigError(f"http.port: {config.http.port} is not a TCP port")
     if config.http.limit_concurrency < 1:
         raise ConfigError("http.limit_concurrency must be at least 1")
