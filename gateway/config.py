@@ -13,6 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -61,6 +62,26 @@ class ParkingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReservationsConfig:
+    max_duration_hours: int = 72
+    checkin_early_minutes: int = 30  # check-in opens this long before the start
+    # A confirmed reservation becomes a no-show this long after its start without check-in;
+    # 0 means at the end of its window.
+    no_show_after_minutes: int = 0
+    # Vehicles parked without a reservation are assumed to stay at most this long when a
+    # reservation's capacity is checked (they are counted for windows starting sooner).
+    session_horizon_hours: int = 24
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargingConfig:
+    # Per minute a charged vehicle keeps occupying a charger after charging finished,
+    # once the grace period is over. "0" (the default) disables idle fees.
+    idle_fee_per_minute: str = "0"
+    idle_grace_minutes: int = 15
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, JSON lines otherwise
@@ -73,6 +94,8 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     parking: ParkingConfig = field(default_factory=ParkingConfig)
+    reservations: ReservationsConfig = field(default_factory=ReservationsConfig)
+    charging: ChargingConfig = field(default_factory=ChargingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<defaults>"
 
@@ -101,6 +124,8 @@ _SECTIONS: dict[str, type] = {
     "database": DatabaseConfig,
     "auth": AuthConfig,
     "parking": ParkingConfig,
+    "reservations": ReservationsConfig,
+    "charging": ChargingConfig,
     "logging": LoggingConfig,
 }
 
@@ -194,6 +219,15 @@ def _validate(config: Config) -> None:
         raise ConfigError("auth.token_expire_minutes must be at least 1")
     if config.parking.exit_window_minutes < 0:
         raise ConfigError("parking.exit_window_minutes must not be negative")
+    r = config.reservations
+    if r.max_duration_hours < 1 or r.checkin_early_minutes < 0 or r.no_show_after_minutes < 0:
+        raise ConfigError("[reservations] durations must be positive")
+    try:
+        idle = Decimal(config.charging.idle_fee_per_minute)
+    except InvalidOperation as err:
+        raise ConfigError("charging.idle_fee_per_minute must be a decimal number") from err
+    if not idle.is_finite() or idle < 0:
+        raise ConfigError("charging.idle_fee_per_minute must be >= 0")
     if not config.database.path:
         raise ConfigError("database.path must not be empty")
     if config.logging.format not in {"auto", "console", "json"}:

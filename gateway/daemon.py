@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 import threading
-from collections.abc import Generator
+import time
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import structlog
 import uvicorn
+from sqlite_utils import Database
 
+from drivers.charger.simulated import SimulatedCharger
 from gateway.api.app import create_app
 from gateway.api.deps import Deps
 from gateway.config import Config
+from gateway.ports import Charger
+from gateway.services import SYSTEM, Ctx, memberships, reservations
 from gateway.store import Store
 from gateway.systemd import notify, watchdog_interval, watchdog_loop
 from gateway.timeutil import Clock, SystemClock
@@ -40,6 +46,7 @@ class Daemon:
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self.charger: Charger = SimulatedCharger()
         self.store: Store | None = None
         self.server: uvicorn.Server | None = None
         self.ready = threading.Event()  # set once the API is serving (tests wait on it)
@@ -70,7 +77,7 @@ class Daemon:
             applied = store.migrate()
             if applied:
                 log.info("migrations_applied", names=applied)
-            deps = Deps(store=store, config=cfg, clock=self.clock)
+            deps = Deps(store=store, config=cfg, clock=self.clock, charger=self.charger)
             app = create_app(deps)
             self.server = server = _EmbeddedServer(
                 uvicorn.Config(
@@ -87,7 +94,12 @@ class Daemon:
             )
             async with asyncio.TaskGroup() as tg:
                 serving = tg.create_task(server.serve(), name="api")
-                helpers = [tg.create_task(self._announce_ready(server), name="ready")]
+                helpers = [
+                    tg.create_task(self._announce_ready(server), name="ready"),
+                    tg.create_task(
+                        supervised("housekeeping", lambda: housekeeping(deps)), name="housekeeping"
+                    ),
+                ]
                 interval = watchdog_interval()
                 if interval:
                     helpers.append(tg.create_task(watchdog_loop(interval), name="watchdog"))
@@ -116,6 +128,46 @@ class Daemon:
             site=self.config.site.id,
             database=self.config.database.path,
         )
+
+
+HOUSEKEEPING_INTERVAL = 60.0
+
+
+async def housekeeping(deps: Deps) -> None:
+    """Persist what time alone changes: reservation no-shows, membership term ends."""
+    while True:
+        ctx = deps.ctx_for(SYSTEM)
+
+        def sweep(db: Database, ctx: Ctx = ctx) -> tuple[int, int]:
+            return reservations.mark_no_shows(db, ctx), memberships.sweep(db, ctx)
+
+        no_shows, terms = await deps.store.write(sweep)
+        if no_shows or terms:
+            log.info("housekeeping_done", no_shows=no_shows, memberships=terms)
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+
+async def supervised(
+    name: str, factory: Callable[[], Awaitable[None]], *, max_delay: float = 60.0
+) -> None:
+    """Run a long-lived task forever: log its crash, back off with jitter, start it again.
+
+    Only cancellation ends it; a failing subsystem never takes the daemon down.
+    """
+    attempt = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await factory()
+            attempt = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task_crashed", task=name, attempt=attempt)
+        if time.monotonic() - started > max_delay:
+            attempt = 0
+        attempt += 1
+        await asyncio.sleep(min(max_delay, random.uniform(0, 1.5 ** min(10, attempt))))
 
 
 def run_daemon(config: Config, **kwargs: Any) -> None:

@@ -23,8 +23,12 @@ def utc(value: datetime) -> datetime:
 
 
 def iso(value: datetime) -> str:
-    """The one stored form: fixed width, so that text order is time order."""
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    """The one stored form: fixed width, so that text order is time order.
+
+    ``isoformat`` rather than ``strftime("%Y...")``: glibc does not zero-pad years before
+    1000 (``1-01-01T...``), which is neither fixed width nor readable back.
+    """
+    return utc(value).isoformat(timespec="microseconds")
 
 
 def parse(text: str) -> datetime:

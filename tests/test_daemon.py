@@ -24,12 +24,19 @@ def write_config(tmp_path: Path, body: str) -> Path:
 
 
 def test_env_overrides_win_over_the_file(tmp_path):
-    cfg = write_config(tmp_path, '[http]\nport = 8000\n[site]\ndevelopment = true\n')
-    config = load_config(cfg, env={"CARPARK_HTTP_PORT": "9123", "CARPARK_DB": "/tmp/x.db",
-                                   "CARPARK_HTTP_HOST": "0.0.0.0", "CARPARK_SITE_ID": "north"})
+    cfg = write_config(tmp_path, "[http]\nport = 8000\n[site]\ndevelopment = true\n")
+    config = load_config(
+        cfg,
+        env={
+            "CARPARK_HTTP_PORT": "9123",
+            "CARPARK_DB": "var/x.db",
+            "CARPARK_HTTP_HOST": "0.0.0.0",
+            "CARPARK_SITE_ID": "north",
+        },
+    )
     assert config.http.port == 9123
     assert config.http.host == "0.0.0.0"
-    assert config.database.path == "/tmp/x.db"
+    assert config.database.path == "var/x.db"
     assert config.site.id == "north"
 
 
@@ -51,10 +58,10 @@ def test_embedded_default_config_loads():
         ("[site]\ndevelopment = false\n", {"CARPARK_SECRET_KEY": "short"}, "at least 32"),
         ("[http]\nport = 70000\n[site]\ndevelopment = true\n", {}, "http.port"),
         ("[http]\nport = -1\n[site]\ndevelopment = true\n", {}, "http.port"),
-        ("[http]\nport = \"eighty\"\n", {}, "http.port"),
+        ('[http]\nport = "eighty"\n', {}, "http.port"),
         ("[htttp]\nport = 1\n", {}, "unknown section"),
         ("[http]\nprot = 1\n", {}, "unknown key"),
-        ("[site]\ntimezone = \"Mars/Base\"\ndevelopment = true\n", {}, "time zone"),
+        ('[site]\ntimezone = "Mars/Base"\ndevelopment = true\n', {}, "time zone"),
         ("not toml at all [", {}, "not valid TOML"),
         ("[site]\ndevelopment = true\n", {"CARPARK_HTTP_PORT": "abc"}, "http.port"),
     ],
@@ -71,8 +78,14 @@ def test_placeholder_secret_is_fine_in_development(tmp_path):
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [*CLI, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_cli_migrate_and_user_create(tmp_path):
@@ -80,17 +93,48 @@ def test_cli_migrate_and_user_create(tmp_path):
     cfg = write_config(tmp_path, "[site]\ndevelopment = true\n")
     env = {"CARPARK_DB": str(db)}
     assert run_cli("--config", str(cfg), "migrate", env=env).returncode == 0
-    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = {
+        r[0]
+        for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
     assert {"users", "sessions", "payments", "outbox", "_sqlite_migrations"} <= tables
 
-    ok = run_cli("--config", str(cfg), "user", "create", "--email", "Boss@Example.com",
-                 "--password", "s3cret-pass", "--role", "admin", "--name", "The Boss", env=env)
+    ok = run_cli(
+        "--config",
+        str(cfg),
+        "user",
+        "create",
+        "--email",
+        "Boss@Example.com",
+        "--password",
+        "s3cret-pass",
+        "--role",
+        "admin",
+        "--name",
+        "The Boss",
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
-    again = run_cli("--config", str(cfg), "user", "create", "--email", "boss@example.com",
-                    "--password", "other-pass", "--role", "operator", env=env)
+    again = run_cli(
+        "--config",
+        str(cfg),
+        "user",
+        "create",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "other-pass",
+        "--role",
+        "operator",
+        env=env,
+    )
     assert again.returncode == 1
     assert "already exists" in again.stderr
-    rows = sqlite3.connect(db).execute("SELECT email, role, full_name, password_hash FROM users").fetchall()
+    rows = (
+        sqlite3.connect(db)
+        .execute("SELECT email, role, full_name, password_hash FROM users")
+        .fetchall()
+    )
     assert len(rows) == 1
     email, role, name, password_hash = rows[0]
     assert (email, role, name) == ("boss@example.com", "admin", "The Boss")
@@ -98,8 +142,19 @@ def test_cli_migrate_and_user_create(tmp_path):
     # Passwords never reach the logs.
     assert "s3cret-pass" not in ok.stdout + ok.stderr
 
-    bad_role = run_cli("--config", str(cfg), "user", "create", "--email", "x@example.com",
-                       "--password", "longenough", "--role", "root", env=env)
+    bad_role = run_cli(
+        "--config",
+        str(cfg),
+        "user",
+        "create",
+        "--email",
+        "x@example.com",
+        "--password",
+        "longenough",
+        "--role",
+        "root",
+        env=env,
+    )
     assert bad_role.returncode == 2
 
 
@@ -146,9 +201,13 @@ def test_no_notify_socket_is_fine(tmp_path, monkeypatch):
 
 def test_sigterm_stops_the_daemon_cleanly(tmp_path):
     cfg = write_config(tmp_path, "[site]\ndevelopment = true\n[http]\nport = 0\n")
-    proc = subprocess.Popen([*CLI, "--config", str(cfg), "run"], env={
-        **os.environ, "CARPARK_DB": str(tmp_path / "run.db"), "CARPARK_LOG_FORMAT": "json"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "--config", str(cfg), "run"],
+        env={**os.environ, "CARPARK_DB": str(tmp_path / "run.db"), "CARPARK_LOG_FORMAT": "json"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if "daemon_ready" in line:

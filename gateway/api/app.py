@@ -14,12 +14,23 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 import gateway
 from gateway.api.auth import PUBLIC, build_auth
 from gateway.api.controllers.auth import AuthController
+from gateway.api.controllers.bookings import (
+    MembershipController,
+    PlanController,
+    ReservationController,
+)
+from gateway.api.controllers.charging import (
+    ChargingController,
+    ReportController,
+    StationController,
+)
 from gateway.api.controllers.pricing import DiscountController, PaymentController, RateController
 from gateway.api.controllers.sessions import SessionController
 from gateway.api.controllers.structure import LevelController, SpaceController, ZoneController
 from gateway.api.controllers.vehicles import VehicleController, VehicleTypeController
 from gateway.api.deps import Deps
 from gateway.api.errors import EXCEPTION_HANDLERS
+from gateway.api.schemas import strict_json_body
 from gateway.services import scalar
 
 API_CONTROLLERS: list[Any] = [
@@ -33,6 +44,12 @@ API_CONTROLLERS: list[Any] = [
     RateController,
     PaymentController,
     DiscountController,
+    ReservationController,
+    PlanController,
+    MembershipController,
+    StationController,
+    ChargingController,
+    ReportController,
 ]
 
 
@@ -50,7 +67,12 @@ def create_app(
         deps.store, deps.config.auth.secret_key, deps.config.auth.token_expire_minutes
     )
     deps = replace(deps, auth=auth)
-    api = Router(path="/api/v1", route_handlers=[*API_CONTROLLERS, *(extra_handlers or [])])
+    api = Router(
+        path="/api/v1",
+        route_handlers=[*API_CONTROLLERS, *(extra_handlers or [])],
+        # JSON bodies are type-checked strictly (no 1 for true, no "5" for 5): field reference 1.1.
+        before_request=strict_json_body,
+    )
     openapi = (
         OpenAPIConfig(
             title="carpark-gateway",

@@ -11,7 +11,8 @@ from sqlite_utils import Database
 
 from gateway.api.auth import actor_of
 from gateway.config import Config
-from gateway.services import Ctx
+from gateway.ports import Charger
+from gateway.services import Actor, Ctx
 from gateway.services.views import Views
 from gateway.store import Store
 from gateway.timeutil import Clock
@@ -24,11 +25,24 @@ class Deps:
     store: Store
     config: Config
     clock: Clock
+    # The chargers behind the EV stations (the simulated meter, or OCPP charge points).
+    charger: Charger
     # The JWT backend (litestar's OAuth2PasswordBearerAuth), set by create_app; it issues tokens.
     auth: Any = None
 
     def ctx(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Ctx:
-        return Ctx(now=self.clock.now(), actor=actor_of(connection), parking=self.config.parking)
+        return self.ctx_for(actor_of(connection))
+
+    def ctx_for(self, actor: Actor) -> Ctx:
+        cfg = self.config
+        return Ctx(
+            now=self.clock.now(),
+            actor=actor,
+            parking=cfg.parking,
+            reservations=cfg.reservations,
+            charging=cfg.charging,
+            timezone=cfg.site.timezone,
+        )
 
     async def write(
         self, connection: ASGIConnection[Any, Any, Any, Any], command: Callable[[Database, Ctx], T]

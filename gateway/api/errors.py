@@ -100,6 +100,13 @@ def integrity_error(request: Request[Any, Any, Any], exc: sqlite3.IntegrityError
     return _json(409, {"detail": "conflicts with existing data"})
 
 
+def overflow_error(request: Request[Any, Any, Any], exc: OverflowError) -> Response[Any]:
+    # An id or number too large for SQLite's 64-bit integers (``/zones/99999999999999999999``,
+    # ``?zone_id=...``): the client's input, so 400, never a 500 (field reference 1.3).
+    log.info("number_out_of_range", path=request.url.path, error=str(exc))
+    return _json(400, {"detail": "Invalid request: a number is out of range"})
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("api_internal_error", path=request.url.path, method=request.method)
     return _json(HTTP_500_INTERNAL_SERVER_ERROR, {"detail": "internal error"})
@@ -111,5 +118,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: validation_error,
     HTTPException: http_error,
     sqlite3.IntegrityError: integrity_error,
+    OverflowError: overflow_error,
     Exception: internal_error,
 }

@@ -1,19 +1,25 @@
 """Request bodies as msgspec Structs: the field reference's types and bounds, checked on decode.
 
-msgspec refuses wrong types (``"yes"`` for a bool, a string for an int) and missing fields
-before a handler runs; the few rules it cannot express (money bounds, blank strings,
-cross-field rules) are checked in ``__post_init__`` so they fail the same way, with the
-field named. Unknown fields are ignored, as the reference asks.
+msgspec refuses wrong types (``"yes"`` or ``1`` for a bool, a string for an int) and missing
+fields before a handler runs (strictly, see :func:`strict_json_body`); the few rules it
+cannot express (money bounds, blank strings, cross-field rules) are checked in
+``__post_init__`` so they fail the same way, with the field named. Unknown fields are
+ignored, as the reference asks.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar import Request
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ValidationException
+from litestar.params import BodyKwarg
 from msgspec import Meta, Struct
 
 MAX_MONEY = Decimal("1000000")
@@ -37,7 +43,7 @@ Opt500 = Annotated[str, Meta(max_length=500)] | None
 Id = Annotated[int, Meta(ge=1, le=2**62)]
 NonNegInt = Annotated[int, Meta(ge=0, le=10**9)]
 Email = Annotated[str, Meta(min_length=3, max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Password = Annotated[str, Meta(min_length=8, max_length=128)]
+Password = Annotated[str, Meta(min_length=8, max_length=128, pattern=r"\S")]
 TimeOfDay = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")]
 
 SizeCategory = Literal["small", "medium", "large", "extra_large"]
@@ -180,7 +186,7 @@ class EntryIn(Struct):
 
 
 class ExitIn(Struct):
-    ticket_number: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
+    ticket_number: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"\S")] | None = None
     license_plate: PlateText | None = None
     exit_gate: Opt50 = None
 
@@ -297,6 +303,149 @@ class DiscountValidateIn(Struct):
     session_id: Id | None = None
 
 
+# -- reservations, memberships, EV charging (field reference 13-17) ----------------------------
+# -- reservations ---------------------------------------------------------------------------
+
+ReservationStatus = Literal[
+    "pending", "confirmed", "checked_in", "completed", "cancelled", "no_show"
+]
+
+
+class ReservationIn(Struct):
+    vehicle_id: Id
+    start_time: datetime
+    end_time: datetime
+    zone_id: Id | None = None
+    space_id: Id | None = None
+    special_requests: Opt500 = None
+
+
+class ReservationUpdate(Struct):
+    start_time: datetime | msgspec.UnsetType = msgspec.UNSET
+    end_time: datetime | msgspec.UnsetType = msgspec.UNSET
+    zone_id: Id | msgspec.UnsetType = msgspec.UNSET
+    space_id: Id | msgspec.UnsetType | None = msgspec.UNSET
+    special_requests: Opt500 | msgspec.UnsetType = msgspec.UNSET
+
+
+# -- memberships ----------------------------------------------------------------------------
+
+MembershipStatus = Literal["active", "expired", "suspended", "cancelled"]
+
+
+class PlanIn(Struct):
+    name: Text100
+    duration_months: Annotated[int, Meta(ge=1, le=120)]
+    price: Decimal
+    description: Annotated[str, Meta(max_length=2000)] | None = None
+    currency: Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$")] = "USD"
+    vehicle_limit: Annotated[int, Meta(ge=1, le=100)] = 1
+    included_hours: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+    discount_percentage: Decimal = Decimal(0)
+    priority_reservation: bool = False
+    ev_charging_included: bool = False
+    is_active: bool = True
+
+    def __post_init__(self) -> None:
+        check_money(self.price, "price")
+        check_number(
+            self.discount_percentage, "discount_percentage", low=Decimal(0), high=Decimal(100)
+        )
+
+
+class PlanUpdate(Struct):
+    name: Text100 | msgspec.UnsetType = msgspec.UNSET
+    description: Annotated[str, Meta(max_length=2000)] | msgspec.UnsetType | None = msgspec.UNSET
+    duration_months: Annotated[int, Meta(ge=1, le=120)] | msgspec.UnsetType = msgspec.UNSET
+    price: Decimal | msgspec.UnsetType = msgspec.UNSET
+    currency: Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$")] | msgspec.UnsetType = msgspec.UNSET
+    vehicle_limit: Annotated[int, Meta(ge=1, le=100)] | msgspec.UnsetType = msgspec.UNSET
+    included_hours: Annotated[int, Meta(ge=0, le=100000)] | msgspec.UnsetType | None = msgspec.UNSET
+    discount_percentage: Decimal | msgspec.UnsetType = msgspec.UNSET
+    priority_reservation: bool | msgspec.UnsetType = msgspec.UNSET
+    ev_charging_included: bool | msgspec.UnsetType = msgspec.UNSET
+    is_active: bool | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.price, Decimal):
+            check_money(self.price, "price")
+        if isinstance(self.discount_percentage, Decimal):
+            check_number(
+                self.discount_percentage, "discount_percentage", low=Decimal(0), high=Decimal(100)
+            )
+
+
+class SubscribeIn(Struct):
+    plan_id: Id
+    vehicle_ids: Annotated[list[Id], Meta(max_length=100)] = msgspec.field(default_factory=list)
+    auto_renew: bool = False
+    payment_method: PaymentMethod | None = None
+
+
+# -- EV charging ----------------------------------------------------------------------------
+
+ChargerType = Literal["level1", "level2", "dc_fast"]
+# The field reference's four statuses plus those a real charger reports (OCPP): a car
+# plugged in but not charging (occupied), charging, and maintenance set by staff.
+StationStatus = Literal[
+    "available", "in_use", "occupied", "charging", "faulted", "offline", "maintenance"
+]
+ChargingStatus = Literal["started", "charging", "completed", "interrupted"]
+
+
+def _check_price_per_kwh(value: Decimal) -> None:
+    check_number(value, "price_per_kwh", low=Decimal(0), high=Decimal(1000))
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        raise ValueError("`price_per_kwh` has at most 4 decimals")
+
+
+class StationIn(Struct):
+    space_id: Id
+    power_kw: Decimal
+    connector_type: Text50
+    price_per_kwh: Decimal
+    charger_type: ChargerType = "level2"
+    installed_at: date | None = None
+    manufacturer: Opt100 = None
+    serial_number: Opt100 = None
+
+    def __post_init__(self) -> None:
+        check_number(self.power_kw, "power_kw", low=Decimal(0), high=Decimal(1000), low_open=True)
+        _check_price_per_kwh(self.price_per_kwh)
+
+
+class StationUpdate(Struct):
+    status: StationStatus | msgspec.UnsetType = msgspec.UNSET
+    price_per_kwh: Decimal | msgspec.UnsetType = msgspec.UNSET
+    power_kw: Decimal | msgspec.UnsetType = msgspec.UNSET
+    last_maintenance: date | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.power_kw, Decimal):
+            check_number(
+                self.power_kw, "power_kw", low=Decimal(0), high=Decimal(1000), low_open=True
+            )
+        if isinstance(self.price_per_kwh, Decimal):
+            _check_price_per_kwh(self.price_per_kwh)
+
+
+class ChargeStartIn(Struct):
+    station_id: Id
+    vehicle_id: Id
+    parking_session_id: Id | None = None
+    max_power_requested: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        check_number(
+            self.max_power_requested,
+            "max_power_requested",
+            low=Decimal(0),
+            high=Decimal(1000),
+            low_open=True,
+        )
+
+
 def given(struct: Struct) -> dict[str, object]:
     """The fields a client actually sent in an update body (UNSET ones are left out)."""
     return {
@@ -316,3 +465,63 @@ def normal_time(text: str | None) -> str | None:
     match = _TIME.match(text)
     assert match is not None  # the TimeOfDay pattern already checked it
     return f"{match[1]}:{match[2]}:{match[3] or '00'}"
+
+
+@functools.cache
+@functools.cache
+def _number_fields(target: type[Struct]) -> frozenset[str]:
+    """The fields typed ``Decimal``: JSON numbers on the wire (1.1), never strings."""
+    info = msgspec.inspect.type_info(target)
+    assert isinstance(info, msgspec.inspect.StructType)
+    names = set()
+    for f in info.fields:
+        members = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
+        if any(isinstance(m, msgspec.inspect.DecimalType) for m in members):
+            names.add(f.encode_name)
+    return frozenset(names)
+
+
+def _invalid_body(request: Request[Any, Any, Any], key: str, message: str) -> ValidationException:
+    return ValidationException(
+        detail=f"Validation failed for {request.method} {request.url.path}",
+        extra=[{"key": key, "message": message, "source": "body"}],
+    )
+
+
+async def strict_json_body(request: Request[Any, Any, Any]) -> None:
+    """Decode a handler's JSON body strictly, before litestar converts it leniently.
+
+    Litestar converts request data with msgspec's ``strict=False`` (right for query strings,
+    where everything is text), which would take ``1`` or ``"true"`` for a bool and ``"5"``
+    for an int in a JSON body; msgspec also takes ``"2.5"`` for a ``Decimal``. The field
+    reference refuses those (1.1), so the body is checked here first with the handler's own
+    Struct. Registered as ``before_request``: it runs after authentication and the role
+    guards, so 401 and 403 still come first.
+    """
+    field = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if field is None or not isinstance(field.kwarg_definition, BodyKwarg):
+        return
+    if field.kwarg_definition.media_type != RequestEncodingType.JSON:
+        return
+    target = field.annotation
+    if not (isinstance(target, type) and issubclass(target, Struct)):
+        return
+    body = await request.body()
+    try:
+        msgspec.json.decode(body, type=target, strict=True)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at ")
+        key = where.strip("`").removeprefix("$").lstrip(".")
+        if not key:  # a __post_init__ rule: its message starts with the field's name
+            named = re.match(r"`(\w+)`", message)
+            key = named[1] if named else "data"
+        raise _invalid_body(request, key, message) from None
+    except msgspec.DecodeError:
+        return  # malformed JSON: litestar's own parsing answers it with 400
+    numbers = _number_fields(target)
+    if not numbers:
+        return
+    raw = msgspec.json.decode(body)
+    for name in sorted(numbers):
+        if isinstance(raw.get(name), str):
+            raise _invalid_body(request, name, "Expected `number`, got `str`")

@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from gateway.domain.memberships import MemberBenefit
 from gateway.domain.money import ZERO, cents, show
 
 RateType = Literal["hourly", "daily", "flat"]
@@ -64,7 +65,7 @@ class Rate:
         """Whether ``at`` (UTC) falls in the peak window; a window may wrap midnight."""
         if self.peak_start_time is None or self.peak_end_time is None:
             return False
-        t = at.timetz().replace(tzinfo=None)
+        t = (at.astimezone(UTC) if at.tzinfo else at).time()
         start, end = self.peak_start_time, self.peak_end_time
         if start <= end:
             return start <= t < end
@@ -245,27 +246,45 @@ def calculate_fee(
     rates: Sequence[Rate],
     vehicle_type_id: int | None,
     zone_id: int | None,
+    member: MemberBenefit | None = None,
     member_discount_pct: Decimal | None = None,
     charges: Sequence[ChargeLine] = (),
 ) -> Fee:
-    """The whole fee of a stay: parking, a membership discount, and charging billed with it."""
+    """The whole fee of a stay: parking, the member's benefit, and charging billed with it.
+
+    ``member_discount_pct`` is a plain percentage off (a member without included hours);
+    ``member`` is the full benefit of a plan, whose included time is consumed first.
+    """
     minutes = duration_minutes(entry, end)
     chosen = choose_rates(rates, vehicle_type_id=vehicle_type_id, zone_id=zone_id, at=end)
     parking = price_parking(minutes, chosen, end)
     lines = list(parking.lines)
+    pct = member.discount_percentage if member else member_discount_pct
+    charged = parking.base_fee
     discounts = ZERO
-    if member_discount_pct and parking.base_fee > 0:
-        discounts = min(parking.base_fee, cents(parking.base_fee * member_discount_pct / 100))
-        lines.append(
-            FeeLine(f"Membership discount ({member_discount_pct.normalize():f}%)", -discounts)
-        )
+    if member is not None and member.has_allowance and charged > 0:
+        # Included time first: the member pays only for what the stay exceeds it by.
+        assert member.included_minutes_left is not None
+        rest = minutes - member.included_minutes_left
+        after = price_parking(rest, chosen, end).base_fee if rest > 0 else ZERO
+        included = max(ZERO, charged - after)
+        covered_hours = min(minutes, member.included_minutes_left) / 60
+        lines.append(FeeLine(f"Membership included hours ({covered_hours:.2f} h)", -included))
+        discounts += included
+        charged -= included
+    if pct and charged > 0:
+        off = min(charged, cents(charged * pct / 100))
+        lines.append(FeeLine(f"Membership discount ({pct.normalize():f}%)", -off))
+        discounts += off
     ev_total = ZERO
     for charge in charges:
-        lines.append(
-            FeeLine(f"EV charging ({charge.energy_kwh.normalize():f} kWh)", cents(charge.cost))
+        label = "EV charging" + (
+            " (included in membership)" if member and member.ev_charging_included else ""
         )
-        ev_total += cents(charge.cost)
-        if charge.idle_fee > 0:
+        cost = ZERO if member and member.ev_charging_included else cents(charge.cost)
+        lines.append(FeeLine(f"{label} ({charge.energy_kwh.normalize():f} kWh)", cost))
+        ev_total += cost
+        if charge.idle_fee > 0 and not (member and member.ev_charging_included):
             lines.append(FeeLine("EV idle fee", cents(charge.idle_fee)))
             ev_total += cents(charge.idle_fee)
     total = max(ZERO, parking.base_fee - discounts + ev_total)
@@ -289,6 +308,7 @@ class PaymentRecord:
 
     amount: Decimal  # the fee it covered, before any code's discount
     paid_at: datetime
+    ev_covered: Decimal = ZERO  # the charging part of that fee
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,14 +324,24 @@ def fee_covered(payments: Iterable[PaymentRecord]) -> Decimal:
 
 
 def exit_status(
-    fee_total: Decimal, payments: Sequence[PaymentRecord], now: datetime, exit_window: timedelta
+    fee_total: Decimal,
+    payments: Sequence[PaymentRecord],
+    now: datetime,
+    exit_window: timedelta,
+    *,
+    ev_charging: Decimal = ZERO,
 ) -> ExitStatus:
-    """What is owed at the barrier now (11.3): nothing inside the exit window of the last
-    payment; otherwise whatever the fee has grown beyond what payments covered."""
+    """What is owed at the barrier now (11.3): inside the exit window of the last payment
+    the parking fee may not grow, but charging billed after it is still owed (17.2);
+    outside it, whatever the fee has grown beyond what payments covered."""
     latest = max((p.paid_at for p in payments), default=None)
     window_ends = latest + exit_window if latest is not None else None
     in_window = window_ends is not None and now <= window_ends
-    due = ZERO if in_window else max(ZERO, cents(fee_total - fee_covered(payments)))
+    if in_window:
+        covered_ev = max((p.ev_covered for p in payments), default=ZERO)
+        due = max(ZERO, cents(ev_charging - covered_ev))
+    else:
+        due = max(ZERO, cents(fee_total - fee_covered(payments)))
     return ExitStatus(
         is_paid=bool(payments), amount_due=due, in_exit_window=in_window, window_ends=window_ends
     )

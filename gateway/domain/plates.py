@@ -12,7 +12,9 @@ import re
 
 MAX_PLATE_LENGTH = 20
 _SEPARATORS = re.compile(r"[\s\-.·]+")
-_VALID = re.compile(r"^[A-Z0-9\u00C0-\u024F\u0400-\u04FF]+$")
+# Latin letters with diacritics and Cyrillic letters; the blocks' few symbols and marks
+# (U+00D7 multiplication sign, U+00F7 division sign, U+0482..U+0489) are not letters and are left out.
+_VALID = re.compile(r"^[A-Z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u0400-\u0481\u048A-\u04FF]+$")
 
 
 class InvalidPlate(ValueError):

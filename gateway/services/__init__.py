@@ -8,14 +8,16 @@ Time and the acting user come in through :class:`Ctx` so that every rule is test
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from gateway.config import ParkingConfig
+from gateway.config import ChargingConfig, ParkingConfig, ReservationsConfig
+from gateway.domain.reservations import ReservationPolicy
 from gateway.errors import Forbidden, NotFound
 from gateway.timeutil import iso
 
@@ -45,10 +47,29 @@ class Ctx:
     now: datetime
     actor: Actor
     parking: ParkingConfig
+    reservations: ReservationsConfig = field(default_factory=ReservationsConfig)
+    charging: ChargingConfig = field(default_factory=ChargingConfig)
+    timezone: str = "UTC"
 
     @property
     def exit_window(self) -> timedelta:
         return timedelta(minutes=self.parking.exit_window_minutes)
+
+    @property
+    def reservation_policy(self) -> ReservationPolicy:
+        r = self.reservations
+        return ReservationPolicy(
+            max_duration=timedelta(hours=r.max_duration_hours),
+            checkin_early=timedelta(minutes=r.checkin_early_minutes),
+            no_show_after=timedelta(minutes=r.no_show_after_minutes)
+            if r.no_show_after_minutes
+            else None,
+        )
+
+    @property
+    def today(self) -> date:
+        """The site's local calendar day."""
+        return self.now.astimezone(ZoneInfo(self.timezone)).date()
 
 
 def one(db: Database, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:

@@ -37,6 +37,7 @@ class Quote:
     discount_amount: Decimal
     total: Decimal
     already_paid: bool
+    ev_charging: Decimal  # the charging part of the fee this payment settles
 
 
 def quote(db: Database, ctx: Ctx, session: dict[str, Any], code: str | None) -> Quote:
@@ -59,13 +60,17 @@ def quote(db: Database, ctx: Ctx, session: dict[str, Any], code: str | None) -> 
             raise Invalid(reason, field="discount_code")
         assert found is not None
         discount_id = found[0].id
-        off = discount_amount(found[0], due, fee.hourly_amount)
+        # Codes reduce parking, never charging (17.2): take the unpaid charging out first.
+        covered_ev = max((p.ev_covered for p in payments), default=ZERO)
+        parking_due = max(ZERO, due - max(ZERO, fee.ev_charging - covered_ev))
+        off = discount_amount(found[0], parking_due, fee.hourly_amount)
     return Quote(
         due_before_code=due,
         discount_id=discount_id,
         discount_amount=off,
         total=cents(due - off),
         already_paid=bool(payments) and due == 0,
+        ev_charging=fee.ev_charging,
     )
 
 
@@ -93,8 +98,8 @@ def pay(
     payment_id = db.execute(
         "INSERT INTO payments (session_id, user_id, amount, tendered, currency, payment_method, status,"
         " transaction_id, discount_id, discount_amount, tax_amount, total_amount, receipt_number,"
-        " paid_at, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, 'USD', ?, 'completed', NULL, ?, ?, '0.00', ?, ?, ?, ?, ?)",
+        " paid_at, created_at, updated_at, ev_covered)"
+        " VALUES (?, ?, ?, ?, 'USD', ?, 'completed', NULL, ?, ?, '0.00', ?, ?, ?, ?, ?, ?)",
         [
             session_id,
             ctx.actor.id,
@@ -108,6 +113,7 @@ def pay(
             ts,
             ts,
             ts,
+            str(q.ev_charging),
         ],
     ).lastrowid
     assert payment_id is not None

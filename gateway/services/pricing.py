@@ -26,11 +26,11 @@ def _check_rate(values: dict[str, Any]) -> None:
 
 
 def create_rate(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
+    _check_rate(values)  # request rules (422) before existence (404): field reference 1.2
     if values.get("vehicle_type_id") is not None:
         require(db, "vehicle_types", values["vehicle_type_id"], "vehicle type")
     if values.get("zone_id") is not None:
         require(db, "zones", values["zone_id"], "zone")
-    _check_rate(values)
     rate_id = stamp_insert(db, "rates", {**values, "is_active": True}, ctx.now)
     outbox.append(db, "rate_created", {"rate_id": rate_id, **values}, ctx.now)
     return rate_id
@@ -68,9 +68,9 @@ def _check_discount(values: dict[str, Any]) -> None:
 
 def create_discount(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     code = values["code"]
+    _check_discount(values)  # request rules (422) before the duplicate check (409): 1.2
     if one(db, "SELECT id FROM discounts WHERE code = ?", [code]):
         raise Conflict(f"discount code {code} already exists")
-    _check_discount(values)
     discount_id = stamp_insert(
         db, "discounts", {**values, "current_uses": 0, "is_active": True}, ctx.now
     )

@@ -16,7 +16,6 @@ from typing import Any
 from sqlite_utils import Database
 
 from gateway.domain.fees import (
-    ChargeLine,
     ExitStatus,
     Fee,
     PaymentRecord,
@@ -26,7 +25,7 @@ from gateway.domain.fees import (
     exit_status,
 )
 from gateway.errors import Conflict, Invalid, NotFound, PaymentRequired
-from gateway.services import Ctx, one, require, scalar
+from gateway.services import Ctx, charging, memberships, one, require, scalar
 from gateway.services.vehicles import default_vehicle_type
 from gateway.store import outbox
 from gateway.timeutil import iso, parse, parse_opt
@@ -58,30 +57,95 @@ def _preference(vehicle_type: dict[str, Any]) -> tuple[str, ...]:
 
 
 def pick_space(db: Database, vehicle: dict[str, Any], at: datetime) -> int | None:
-    """A free space that fits the vehicle, or None (the entry still succeeds without one)."""
+    """A free space for the vehicle, or None when no space is free (the entry still succeeds).
+
+    Any free space is given out (field reference 8.1), best fit first: EV-charging spaces
+    for EVs, then the vehicle's preferred space types, then other types; EV-charging spaces
+    go to other vehicles and handicapped spaces to anyone only when nothing else is free.
+    """
     vehicle_type = require(db, "vehicle_types", vehicle["vehicle_type_id"], "vehicle type")
     held = reserved_space_ids(db, at)
-    candidates: list[tuple[str, int]] = []
-    if vehicle["is_ev"]:
-        candidates.append(("ev", 1))
-    candidates.extend((space_type, 0) for space_type in _preference(vehicle_type))
-    for space_type, ev in candidates:
-        type_clause = (
-            "is_ev_charging = 1" if space_type == "ev" else "space_type = ? AND is_ev_charging = ?"
-        )
-        params: list[Any] = [] if space_type == "ev" else [space_type, ev]
-        for row in db.query(
-            f"SELECT id FROM spaces WHERE status = 'available' AND {type_clause} ORDER BY id LIMIT ?",
-            [*params, len(held) + 1],
-        ):
-            if row["id"] not in held:
-                return int(row["id"])
+    ranks = ["WHEN is_ev_charging = 1 OR space_type = 'ev_charging' THEN ?"]
+    params: list[Any] = [0 if vehicle["is_ev"] else 90]
+    ranks.append("WHEN is_handicapped = 1 OR space_type = 'handicapped' THEN 99")
+    for n, space_type in enumerate(_preference(vehicle_type)):
+        ranks.append("WHEN space_type = ? THEN ?")
+        params.extend([space_type, 10 + n])
+    for row in db.query(
+        f"SELECT id FROM spaces WHERE status = 'available'"
+        f" ORDER BY CASE {' '.join(ranks)} ELSE 50 END, id LIMIT ?",
+        [*params, len(held) + 1],
+    ):
+        if row["id"] not in held:
+            return int(row["id"])
     return None
 
 
 def reserved_space_ids(db: Database, at: datetime) -> set[int]:
-    """Spaces held for a reservation whose window covers ``at`` (none until reservations exist)."""
-    return set()
+    """Spaces held for a reservation whose window covers ``at``: not for other vehicles."""
+    ts = iso(at)
+    return {
+        row["space_id"]
+        for row in db.query(
+            "SELECT space_id FROM reservations WHERE space_id IS NOT NULL"
+            " AND status IN ('pending', 'confirmed') AND start_time <= ? AND end_time > ?",
+            [ts, ts],
+        )
+    }
+
+
+def arriving_reservation(db: Database, ctx: Ctx, vehicle_id: int) -> dict[str, Any] | None:
+    """A confirmed reservation of the vehicle whose check-in is open now.
+
+    A reserved car that arrives at an entry lane (or is entered by an operator) is
+    checked in automatically, as the driver would expect.
+    """
+    policy = ctx.reservation_policy
+    for r in db.query(
+        "SELECT * FROM reservations WHERE vehicle_id = ? AND status = 'confirmed' AND end_time > ?"
+        " ORDER BY start_time",
+        [vehicle_id, iso(ctx.now)],
+    ):
+        start, end = parse(r["start_time"]), parse(r["end_time"])
+        if policy.check_in_opens(start) <= ctx.now < policy.no_show_at(start, end):
+            return r
+    return None
+
+
+def reserved_place(
+    db: Database, vehicle: dict[str, Any], reservation: dict[str, Any], at: datetime
+) -> int | None:
+    """The reserved space if free, else a free space of the reserved zone, else any (13.1)."""
+    if reservation["space_id"] is not None:
+        space = one(db, "SELECT status FROM spaces WHERE id = ?", [reservation["space_id"]])
+        if space is not None and space["status"] in ("available", "reserved"):
+            return int(reservation["space_id"])
+    if reservation["zone_id"] is not None:
+        held = reserved_space_ids(db, at)
+        for row in db.query(
+            "SELECT id FROM spaces WHERE zone_id = ? AND status = 'available' ORDER BY id",
+            [reservation["zone_id"]],
+        ):
+            if row["id"] not in held:
+                return int(row["id"])
+    return pick_space(db, vehicle, at)
+
+
+def mark_checked_in(db: Database, ctx: Ctx, reservation: dict[str, Any], session_id: int) -> None:
+    db.execute(
+        "UPDATE reservations SET status = 'checked_in', session_id = ?, updated_at = ? WHERE id = ?",
+        [session_id, iso(ctx.now), reservation["id"]],
+    )
+    outbox.append(
+        db,
+        "reservation_checked_in",
+        {
+            "reservation_id": reservation["id"],
+            "confirmation_number": reservation["confirmation_number"],
+            "session_id": session_id,
+        },
+        ctx.now,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,10 +164,14 @@ def entry(
     entry_gate: str | None = None,
     lpr_image: str | None = None,
     entry_time: datetime | None = None,
-    reservation_id: int | None = None,
+    reservation: dict[str, Any] | None = None,
     space_id: int | None = None,
 ) -> EntryResult:
-    """Admit a vehicle: find or create it, refuse it when already inside, give it a space."""
+    """Admit a vehicle: find or create it, refuse it when already inside, give it a space.
+
+    A vehicle with a reservation whose check-in is open is checked in on the way (its
+    reserved space, or a space of its zone).
+    """
     at = entry_time or ctx.now
     if at > ctx.now:
         raise Invalid("entry_time must not be in the future", field="entry_time")
@@ -142,8 +210,15 @@ def entry(
             session_id=inside["id"],
             reason="already_inside",
         )
+    if reservation is None:
+        reservation = arriving_reservation(db, ctx, vehicle["id"])
+    reservation_id = reservation["id"] if reservation is not None else None
     if space_id is None:
-        space_id = pick_space(db, vehicle, at)
+        space_id = (
+            reserved_place(db, vehicle, reservation, at)
+            if reservation
+            else pick_space(db, vehicle, at)
+        )
     ticket = new_ticket_number(db)
     ts = iso(ctx.now)
     session_id = db.execute(
@@ -154,6 +229,8 @@ def entry(
     assert session_id is not None
     if space_id is not None:
         _set_space_status(db, space_id, "occupied", ctx.now)
+    if reservation is not None:
+        mark_checked_in(db, ctx, reservation, session_id)
     outbox.append(
         db,
         "session_started",
@@ -207,16 +284,6 @@ def _time(text: str | None) -> time | None:
     return None if text is None else time.fromisoformat(text)
 
 
-def member_discount_pct(db: Database, session: dict[str, Any]) -> Decimal | None:
-    """The membership discount that applies to this stay (none until memberships exist)."""
-    return None
-
-
-def billed_charges(db: Database, session: dict[str, Any]) -> list[ChargeLine]:
-    """Charging billed with this stay (none until EV charging exists)."""
-    return []
-
-
 def session_fee(db: Database, session: dict[str, Any], end: datetime | None, now: datetime) -> Fee:
     """The fee of a stay ending at ``end`` (default: its exit time, or now while it runs)."""
     if end is None:
@@ -227,22 +294,29 @@ def session_fee(db: Database, session: dict[str, Any], end: datetime | None, now
         if session["space_id"] is not None
         else None
     )
+    member = memberships.benefit_for(db, session, now.date())
     return calculate_fee(
         entry=parse(session["entry_time"]),
         end=end,
         rates=load_rates(db),
         vehicle_type_id=vehicle["vehicle_type_id"],
         zone_id=zone_id,
-        member_discount_pct=member_discount_pct(db, session),
-        charges=billed_charges(db, session),
+        member=member,
+        charges=charging.charges_for_session(
+            db, session["id"], bool(member and member.ev_charging_included)
+        ),
     )
 
 
 def completed_payments(db: Database, session_id: int) -> list[PaymentRecord]:
     return [
-        PaymentRecord(amount=Decimal(r["amount"]), paid_at=parse(r["paid_at"]))
+        PaymentRecord(
+            amount=Decimal(r["amount"]),
+            paid_at=parse(r["paid_at"]),
+            ev_covered=Decimal(r["ev_covered"]),
+        )
         for r in db.query(
-            "SELECT amount, paid_at FROM payments WHERE session_id = ? AND status = 'completed'",
+            "SELECT amount, paid_at, ev_covered FROM payments WHERE session_id = ? AND status = 'completed'",
             [session_id],
         )
     ]
@@ -251,13 +325,23 @@ def completed_payments(db: Database, session_id: int) -> list[PaymentRecord]:
 def owed(db: Database, ctx: Ctx, session: dict[str, Any]) -> tuple[Fee, ExitStatus]:
     fee = session_fee(db, session, None, ctx.now)
     return fee, exit_status(
-        fee.total, completed_payments(db, session["id"]), ctx.now, ctx.exit_window
+        fee.total,
+        completed_payments(db, session["id"]),
+        ctx.now,
+        ctx.exit_window,
+        ev_charging=fee.ev_charging,
     )
 
 
 def running_charge(db: Database, session_id: int) -> bool:
-    """Whether a charge linked to the session is still running (none until EV charging exists)."""
-    return False
+    """Whether a charge linked to the session is still running (the car is still plugged in)."""
+    return bool(
+        scalar(
+            db,
+            "SELECT 1 FROM charging_sessions WHERE parking_session_id = ? AND status IN ('started', 'charging')",
+            [session_id],
+        )
+    )
 
 
 # -- exit ----------------------------------------------------------------------------------
@@ -322,12 +406,29 @@ def exit_(
             reason="grace_expired" if status.is_paid else "unpaid",
         )
     ts = iso(ctx.now)
+    member = memberships.benefit_for(db, session, ctx.now.date())
+    # The fee and the member's saving are recorded as they stood at the exit, so that usage
+    # reports stay true when rates change later.
     db.execute(
-        "UPDATE sessions SET status = 'completed', exit_time = ?, exit_gate = ?, updated_at = ? WHERE id = ?",
-        [ts, exit_gate, ts, session["id"]],
+        "UPDATE sessions SET status = 'completed', exit_time = ?, exit_gate = ?, fee_total = ?,"
+        " membership_id = ?, member_discount = ?, updated_at = ? WHERE id = ?",
+        [
+            ts,
+            exit_gate,
+            str(fee.total),
+            member.membership_id if member else None,
+            str(fee.discounts) if member else None,
+            ts,
+            session["id"],
+        ],
     )
     if session["space_id"] is not None:
         _set_space_status(db, session["space_id"], "available", ctx.now)
+    if session["reservation_id"] is not None:
+        db.execute(
+            "UPDATE reservations SET status = 'completed', updated_at = ? WHERE id = ?",
+            [ts, session["reservation_id"]],
+        )
     minutes = duration_minutes(parse(session["entry_time"]), ctx.now)
     outbox.append(
         db,

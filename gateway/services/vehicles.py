@@ -111,9 +111,10 @@ def _claim(
 
 def update_vehicle(db: Database, ctx: Ctx, vehicle_id: int, changes: dict[str, Any]) -> None:
     vehicle = require(db, "vehicles", vehicle_id, "vehicle")
-    require_owner_or(ctx.actor, vehicle["user_id"], staff=False, what="vehicle")
+    # Existence (404, ids in the body included) is checked before ownership (403): 1.2.
     if "vehicle_type_id" in changes:
         require(db, "vehicle_types", changes["vehicle_type_id"], "vehicle type")
+    require_owner_or(ctx.actor, vehicle["user_id"], staff=False, what="vehicle")
     allowed = {"make", "model", "color", "is_ev", "vehicle_type_id"}
     sets = {k: (int(v) if k == "is_ev" else v) for k, v in changes.items() if k in allowed}
     if not sets:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from gateway.domain.money import cents
-from gateway.services import one
+from gateway.services import Ctx, one
 
 
 def money(value: Decimal | str | int | float | None) -> float | None:
@@ -223,3 +223,105 @@ def payment_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+def plan_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "duration_months": row["duration_months"],
+        "price": money(row["price"]),
+        "currency": row["currency"],
+        "vehicle_limit": row["vehicle_limit"],
+        "included_hours": row["included_hours"],
+        "discount_percentage": number(row["discount_percentage"]),
+        "priority_reservation": bool(row["priority_reservation"]),
+        "ev_charging_included": bool(row["ev_charging_included"]),
+        "is_active": bool(row["is_active"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+class BookingViews(Views):
+    """Views whose status depends on the time: reservations (no-shows) and memberships (terms)."""
+
+    def __init__(self, db: Database, ctx: Ctx) -> None:
+        super().__init__(db)
+        self.ctx = ctx
+
+    def reservation_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        from gateway.services.reservations import effective_status
+
+        return {
+            "id": row["id"],
+            "user_id": row["user_id"],
+            "vehicle_id": row["vehicle_id"],
+            "space_id": row["space_id"],
+            "zone_id": row["zone_id"],
+            "start_time": row["start_time"],
+            "end_time": row["end_time"],
+            "status": effective_status(self.ctx, row),
+            "confirmation_number": row["confirmation_number"],
+            "special_requests": row["special_requests"],
+            "reservation_fee": money(row["reservation_fee"]),
+            "is_paid": bool(row["is_paid"]),
+            "cancelled_at": row["cancelled_at"],
+            "cancellation_reason": row["cancellation_reason"],
+            "session_id": row["session_id"],
+            "vehicle": self.vehicle(row["vehicle_id"]),
+            "space": self.space(row["space_id"]),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+
+    def reservation(self, reservation_id: int) -> dict[str, Any]:
+        row = one(self.db, "SELECT * FROM reservations WHERE id = ?", [reservation_id])
+        assert row is not None, reservation_id
+        return self.reservation_row(row)
+
+    def membership_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        from gateway.services.memberships import effective_status, usage_hours, vehicle_ids
+
+        plan = one(self.db, "SELECT * FROM membership_plans WHERE id = ?", [row["plan_id"]])
+        assert plan is not None
+        return {
+            "id": row["id"],
+            "user_id": row["user_id"],
+            "plan_id": row["plan_id"],
+            "vehicle_ids": vehicle_ids(self.db, row["id"]),
+            "start_date": row["start_date"],
+            "end_date": row["end_date"],
+            "status": effective_status(row, self.ctx.today),
+            "auto_renew": bool(row["auto_renew"]),
+            "payment_method": row["payment_method"],
+            "payment_method_id": row["payment_method_id"],
+            "used_hours": usage_hours(self.db, row, self.ctx.now),
+            "plan": plan_view(plan),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+
+    def membership(self, membership_id: int) -> dict[str, Any]:
+        row = one(self.db, "SELECT * FROM memberships WHERE id = ?", [membership_id])
+        assert row is not None, membership_id
+        return self.membership_row(row)
+
+    def station_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "space_id": row["space_id"],
+            "charger_type": row["charger_type"],
+            "power_kw": number(row["power_kw"]),
+            "connector_type": row["connector_type"],
+            "price_per_kwh": number(row["price_per_kwh"]),
+            "installed_at": row["installed_at"],
+            "manufacturer": row["manufacturer"],
+            "serial_number": row["serial_number"],
+            "status": row["status"],
+            "last_maintenance": row["last_maintenance"],
+            "space": self.space(row["space_id"]),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }

@@ -185,3 +185,129 @@ CREATE TABLE outbox (
 )
 """,
     )
+
+
+@MIGRATIONS(name="0002_reservations_memberships_charging")
+def reservations_memberships_charging(db: Database) -> None:
+    _run(
+        db,
+        """
+CREATE TABLE reservations (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    vehicle_id INTEGER NOT NULL REFERENCES vehicles(id),
+    zone_id INTEGER REFERENCES zones(id),
+    space_id INTEGER REFERENCES spaces(id),
+    start_time TEXT NOT NULL,
+    end_time TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'checked_in', 'completed', 'cancelled', 'no_show')),
+    confirmation_number TEXT NOT NULL UNIQUE,
+    special_requests TEXT,
+    reservation_fee TEXT NOT NULL DEFAULT '0.00',
+    is_paid INTEGER NOT NULL DEFAULT 0,
+    cancelled_at TEXT,
+    cancellation_reason TEXT,
+    session_id INTEGER REFERENCES sessions(id),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    CHECK (end_time > start_time)
+);
+CREATE INDEX reservations_window ON reservations(status, start_time, end_time);
+CREATE INDEX reservations_zone ON reservations(zone_id, status, start_time);
+CREATE INDEX reservations_space ON reservations(space_id, status, start_time);
+CREATE INDEX reservations_user ON reservations(user_id);
+CREATE INDEX reservations_vehicle ON reservations(vehicle_id, status);
+CREATE TABLE membership_plans (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    description TEXT,
+    duration_months INTEGER NOT NULL CHECK (duration_months >= 1),
+    price TEXT NOT NULL,
+    currency TEXT NOT NULL DEFAULT 'USD',
+    vehicle_limit INTEGER NOT NULL DEFAULT 1,
+    included_hours INTEGER,
+    discount_percentage TEXT NOT NULL DEFAULT '0',
+    priority_reservation INTEGER NOT NULL DEFAULT 0,
+    ev_charging_included INTEGER NOT NULL DEFAULT 0,
+    is_active INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE memberships (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    plan_id INTEGER NOT NULL REFERENCES membership_plans(id),
+    start_date TEXT NOT NULL,
+    end_date TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'expired', 'suspended', 'cancelled')),
+    auto_renew INTEGER NOT NULL DEFAULT 0,
+    payment_method TEXT,
+    payment_method_id TEXT,
+    cancelled_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX memberships_user ON memberships(user_id, status);
+CREATE TABLE membership_vehicles (
+    membership_id INTEGER NOT NULL REFERENCES memberships(id),
+    vehicle_id INTEGER NOT NULL REFERENCES vehicles(id),
+    PRIMARY KEY (membership_id, vehicle_id)
+);
+CREATE INDEX membership_vehicles_vehicle ON membership_vehicles(vehicle_id);
+CREATE TABLE membership_payments (
+    id INTEGER PRIMARY KEY,
+    membership_id INTEGER NOT NULL REFERENCES memberships(id),
+    user_id INTEGER REFERENCES users(id),
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL DEFAULT 'USD',
+    payment_method TEXT,
+    status TEXT NOT NULL DEFAULT 'completed',
+    receipt_number TEXT NOT NULL UNIQUE,
+    term_start TEXT NOT NULL,
+    term_end TEXT NOT NULL,
+    paid_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE ev_stations (
+    id INTEGER PRIMARY KEY,
+    space_id INTEGER NOT NULL UNIQUE REFERENCES spaces(id),
+    charger_type TEXT NOT NULL CHECK (charger_type IN ('level1', 'level2', 'dc_fast')),
+    power_kw TEXT NOT NULL,
+    connector_type TEXT NOT NULL,
+    price_per_kwh TEXT NOT NULL,
+    installed_at TEXT NOT NULL,
+    manufacturer TEXT,
+    serial_number TEXT,
+    status TEXT NOT NULL DEFAULT 'available',
+    last_maintenance TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE charging_sessions (
+    id INTEGER PRIMARY KEY,
+    station_id INTEGER NOT NULL REFERENCES ev_stations(id),
+    vehicle_id INTEGER NOT NULL REFERENCES vehicles(id),
+    parking_session_id INTEGER REFERENCES sessions(id),
+    user_id INTEGER REFERENCES users(id),
+    start_time TEXT NOT NULL,
+    end_time TEXT,
+    energy_kwh TEXT NOT NULL DEFAULT '0',
+    cost TEXT NOT NULL DEFAULT '0.00',
+    idle_fee TEXT NOT NULL DEFAULT '0.00',
+    status TEXT NOT NULL CHECK (status IN ('started', 'charging', 'completed', 'interrupted')),
+    max_power_requested TEXT,
+    billed INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX charging_one_running_per_station ON charging_sessions(station_id)
+    WHERE status IN ('started', 'charging');
+CREATE INDEX charging_parking ON charging_sessions(parking_session_id, status);
+CREATE INDEX charging_vehicle ON charging_sessions(vehicle_id);
+ALTER TABLE sessions ADD COLUMN fee_total TEXT;
+ALTER TABLE sessions ADD COLUMN membership_id INTEGER REFERENCES memberships(id);
+ALTER TABLE sessions ADD COLUMN member_discount TEXT;
+ALTER TABLE payments ADD COLUMN ev_covered TEXT NOT NULL DEFAULT '0.00'
+""",
+    )

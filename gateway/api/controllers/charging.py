@@ -1,0 +1,211 @@
+"""EV charging stations and charging sessions, and the admin dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from gateway.api.auth import PUBLIC, admin
+from gateway.api.deps import Deps
+from gateway.api.params import Limit, Page, paged
+from gateway.api.schemas import (
+    ChargerType,
+    ChargeStartIn,
+    ChargingStatus,
+    StationIn,
+    StationStatus,
+    StationUpdate,
+    given,
+)
+from gateway.errors import Conflict
+from gateway.ports import ChargerError
+from gateway.services import Actor, charging, reports, require, rows
+from gateway.services.views import BookingViews
+
+
+class StationController(Controller):
+    path = "/ev-stations"
+    tags = ["EV charging"]
+
+    @get("/", opt=PUBLIC)
+    async def list_stations(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Any, Any, Any],
+        status: FromQuery[StationStatus | None] = None,
+        charger_type: FromQuery[ChargerType | None] = None,
+        available_only: FromQuery[bool] = False,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if charger_type is not None:
+            where.append("charger_type = ?")
+            params.append(charger_type)
+        if available_only:
+            where.append("status = 'available'")
+        views = BookingViews(deps.db, deps.ctx(request))
+        return [
+            views.station_row(r)
+            for r in rows(
+                deps.db,
+                f"SELECT * FROM ev_stations WHERE {' AND '.join(where)} ORDER BY id",
+                params,
+            )
+        ]
+
+    @post("/", guards=[admin], status_code=201)
+    async def create_station(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        data: JSONBody[StationIn],
+    ) -> dict[str, Any]:
+        values = {
+            "space_id": data.space_id,
+            "charger_type": data.charger_type,
+            "power_kw": data.power_kw,
+            "connector_type": data.connector_type.strip(),
+            "price_per_kwh": data.price_per_kwh,
+            "installed_at": data.installed_at,
+            "manufacturer": data.manufacturer,
+            "serial_number": data.serial_number,
+        }
+        station_id = await deps.write(
+            request, lambda db, ctx: charging.create_station(db, ctx, values)
+        )
+        return BookingViews(deps.db, deps.ctx(request)).station_row(
+            require(deps.db, "ev_stations", station_id, "station")
+        )
+
+    @put("/{station_id:int}", guards=[admin])
+    async def update_station(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        station_id: FromPath[int],
+        data: JSONBody[StationUpdate],
+    ) -> dict[str, Any]:
+        changes = given(data)
+        await deps.write(
+            request, lambda db, ctx: charging.update_station(db, ctx, station_id, changes)
+        )
+        return BookingViews(deps.db, deps.ctx(request)).station_row(
+            require(deps.db, "ev_stations", station_id, "station")
+        )
+
+
+class ChargingController(Controller):
+    path = "/ev-charging"
+    tags = ["EV charging"]
+
+    @post("/start", status_code=201)
+    async def start(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        data: JSONBody[ChargeStartIn],
+    ) -> dict[str, Any]:
+        ctx = deps.ctx(request)
+        plan = charging.plan_start(
+            deps.db,
+            ctx,
+            station_id=data.station_id,
+            vehicle_id=data.vehicle_id,
+            parking_session_id=data.parking_session_id,
+            max_power=data.max_power_requested,
+        )
+        try:
+            await deps.charger.start(plan.station, power_kw=plan.power_kw, started_at=ctx.now)
+        except ChargerError as err:
+            raise Conflict(f"the charger did not start: {err}") from err
+        charge_id = await deps.write(
+            request, lambda db, c: charging.record_start(db, c, plan, ctx.now)
+        )
+        return charging.charge_view(
+            require(deps.db, "charging_sessions", charge_id, "charging session")
+        )
+
+    @post("/{charge_id:int}/stop", status_code=200)
+    async def stop(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        charge_id: FromPath[int],
+    ) -> dict[str, Any]:
+        ctx = deps.ctx(request)
+        charge = charging.require_stoppable(deps.db, ctx, charge_id)
+        station = require(deps.db, "ev_stations", charge["station_id"], "station")
+        try:
+            energy = await deps.charger.stop(station, charge, now=ctx.now)
+        except ChargerError as err:
+            raise Conflict(f"the charger did not stop: {err}") from err
+        await deps.write(
+            request,
+            lambda db, c: charging.record_stop(db, c, charge_id, energy, stopped_at=ctx.now),
+        )
+        row = require(deps.db, "charging_sessions", charge_id, "charging session")
+        view = charging.charge_view(row)
+        return {
+            "session": view,
+            "energy_used": view["energy_kwh"],
+            "cost": view["cost"],
+            "duration_minutes": charging.duration_minutes(row),
+        }
+
+    @get("/sessions")
+    async def list_charges(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        page: Page = 1,
+        limit: Limit = 20,
+        station_id: FromQuery[int | None] = None,
+        vehicle_id: FromQuery[int | None] = None,
+        status: FromQuery[ChargingStatus | None] = None,
+    ) -> dict[str, Any]:
+        """Customers see the charges of their vehicles (or that they started); staff all."""
+        where: list[str] = []
+        params: list[Any] = []
+        if not request.user.is_staff:
+            where.append(
+                "(user_id = ? OR vehicle_id IN (SELECT id FROM vehicles WHERE user_id = ?))"
+            )
+            params.extend([request.user.id, request.user.id])
+        for column, value in (
+            ("station_id", station_id),
+            ("vehicle_id", vehicle_id),
+            ("status", status),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return paged(
+            deps.db,
+            key="sessions",
+            table="charging_sessions",
+            where=where,
+            params=params,
+            page=page,
+            limit=limit,
+            render=charging.charge_view,
+        )
+
+
+class ReportController(Controller):
+    path = "/reports"
+    tags = ["Reports"]
+    guards = [admin]
+
+    @get("/dashboard")
+    async def dashboard(
+        self, deps: NamedDependency[Deps], request: Request[Actor, Any, Any]
+    ) -> dict[str, Any]:
+        ctx = deps.ctx(request)
+        # Counting over the whole history takes a few milliseconds: off the lanes' loop.
+        return await deps.store.read_in_thread(lambda db: reports.dashboard(db, ctx))

@@ -1,0 +1,396 @@
+"""Membership plans and subscriptions, and the benefit a member's stay gets.
+
+A membership covers the vehicles listed on it for a term of whole calendar months. Its
+status is kept in the database, but the API always reports the effective one (a term that
+has ended is expired, or renewed when ``auto_renew`` is on); a periodic sweep writes those
+transitions with their events (:func:`sweep`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlite_utils import Database
+
+from gateway.domain.memberships import MemberBenefit, add_months
+from gateway.domain.money import ZERO, cents
+from gateway.errors import Conflict, Forbidden, Invalid
+from gateway.services import (
+    Ctx,
+    one,
+    require,
+    require_owner_or,
+    rows,
+    scalar,
+    stamp_insert,
+    stamp_update,
+)
+from gateway.store import outbox
+from gateway.timeutil import iso, parse
+
+# -- plans ---------------------------------------------------------------------------------
+
+
+def create_plan(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
+    if one(db, "SELECT id FROM membership_plans WHERE name = ?", [values["name"]]):
+        raise Conflict(f"a plan named {values['name']!r} already exists")
+    plan_id = stamp_insert(db, "membership_plans", values, ctx.now)
+    outbox.append(db, "membership_plan_created", {"plan_id": plan_id, **values}, ctx.now)
+    return plan_id
+
+
+def update_plan(db: Database, ctx: Ctx, plan_id: int, changes: dict[str, Any]) -> None:
+    require(db, "membership_plans", plan_id, "membership plan")
+    if "name" in changes and one(
+        db, "SELECT id FROM membership_plans WHERE name = ? AND id != ?", [changes["name"], plan_id]
+    ):
+        raise Conflict(f"a plan named {changes['name']!r} already exists")
+    stamp_update(db, "membership_plans", plan_id, changes, ctx.now)
+    outbox.append(db, "membership_plan_updated", {"plan_id": plan_id, "changes": changes}, ctx.now)
+
+
+# -- subscriptions ------------------------------------------------------------------------
+
+
+def vehicle_ids(db: Database, membership_id: int) -> list[int]:
+    return [
+        r["vehicle_id"]
+        for r in rows(
+            db,
+            "SELECT vehicle_id FROM membership_vehicles WHERE membership_id = ? ORDER BY vehicle_id",
+            [membership_id],
+        )
+    ]
+
+
+def effective_status(membership: dict[str, Any], today: date) -> str:
+    """``active`` memberships whose term ended are expired (or renewed by the sweep)."""
+    if membership["status"] == "active" and date.fromisoformat(membership["end_date"]) < today:
+        return "active" if membership["auto_renew"] else "expired"
+    return str(membership["status"])
+
+
+def active_membership_of(
+    db: Database, user_id: int, today: date, exclude: int | None = None
+) -> dict[str, Any] | None:
+    for m in rows(
+        db, "SELECT * FROM memberships WHERE user_id = ? AND status = 'active'", [user_id]
+    ):
+        if m["id"] != exclude and effective_status(m, today) == "active":
+            return m
+    return None
+
+
+def _record_payment(
+    db: Database,
+    ctx: Ctx,
+    membership_id: int,
+    user_id: int,
+    plan: dict[str, Any],
+    method: str | None,
+    term_start: date,
+    term_end: date,
+) -> int | None:
+    """The plan price charged for a term (none for a free plan)."""
+    price = cents(Decimal(plan["price"]))
+    if price == 0:
+        return None
+    while True:
+        receipt = "RCP-" + secrets.token_hex(6).upper()
+        if not scalar(db, "SELECT 1 FROM membership_payments WHERE receipt_number = ?", [receipt]):
+            break
+    payment_id = stamp_insert(
+        db,
+        "membership_payments",
+        {
+            "membership_id": membership_id,
+            "user_id": user_id,
+            "amount": price,
+            "currency": plan["currency"],
+            "payment_method": method,
+            "status": "completed",
+            "receipt_number": receipt,
+            "term_start": term_start.isoformat(),
+            "term_end": term_end.isoformat(),
+            "paid_at": ctx.now,
+        },
+        ctx.now,
+    )
+    outbox.append(
+        db,
+        "membership_payment_completed",
+        {
+            "membership_payment_id": payment_id,
+            "membership_id": membership_id,
+            "amount": price,
+            "receipt_number": receipt,
+        },
+        ctx.now,
+    )
+    return payment_id
+
+
+def subscribe(
+    db: Database,
+    ctx: Ctx,
+    *,
+    plan_id: int,
+    vehicles: list[int],
+    auto_renew: bool,
+    payment_method: str | None,
+) -> tuple[int, int | None]:
+    user_id = ctx.actor.id
+    if user_id is None:
+        raise Forbidden("log in to subscribe")
+    plan = require(db, "membership_plans", plan_id, "membership plan")
+    wanted = sorted(set(vehicles))
+    if len(wanted) > plan["vehicle_limit"]:
+        raise Invalid(
+            f"the plan covers at most {plan['vehicle_limit']} vehicle(s)", field="vehicle_ids"
+        )
+    for vehicle_id in wanted:
+        vehicle = require(db, "vehicles", vehicle_id, "vehicle")
+        if vehicle["user_id"] != user_id:
+            raise Forbidden(f"vehicle {vehicle_id} is not yours")
+    if not plan["is_active"]:
+        raise Conflict("this plan is no longer offered")
+    today = ctx.today
+    if active_membership_of(db, user_id, today):
+        raise Conflict("you already have an active membership")
+    for vehicle_id in wanted:
+        _vehicle_free(db, vehicle_id, today, None)
+    end = add_months(today, plan["duration_months"])
+    membership_id = stamp_insert(
+        db,
+        "memberships",
+        {
+            "user_id": user_id,
+            "plan_id": plan_id,
+            "start_date": today.isoformat(),
+            "end_date": end.isoformat(),
+            "status": "active",
+            "auto_renew": auto_renew,
+            "payment_method": payment_method,
+        },
+        ctx.now,
+    )
+    for vehicle_id in wanted:
+        db.execute(
+            "INSERT INTO membership_vehicles (membership_id, vehicle_id) VALUES (?, ?)",
+            [membership_id, vehicle_id],
+        )
+    payment_id = _record_payment(db, ctx, membership_id, user_id, plan, payment_method, today, end)
+    outbox.append(
+        db,
+        "membership_started",
+        {
+            "membership_id": membership_id,
+            "user_id": user_id,
+            "plan_id": plan_id,
+            "vehicle_ids": wanted,
+            "start_date": today.isoformat(),
+            "end_date": end.isoformat(),
+            "auto_renew": auto_renew,
+        },
+        ctx.now,
+    )
+    return membership_id, payment_id
+
+
+def _vehicle_free(db: Database, vehicle_id: int, today: date, exclude: int | None) -> None:
+    for m in rows(
+        db,
+        "SELECT m.* FROM memberships m JOIN membership_vehicles mv ON mv.membership_id = m.id"
+        " WHERE mv.vehicle_id = ? AND m.status = 'active'",
+        [vehicle_id],
+    ):
+        if m["id"] != exclude and effective_status(m, today) == "active":
+            raise Conflict(f"vehicle {vehicle_id} is already on membership {m['id']}")
+
+
+def cancel(db: Database, ctx: Ctx, membership_id: int) -> None:
+    m = require(db, "memberships", membership_id, "membership")
+    require_owner_or(ctx.actor, m["user_id"], staff=False, what="membership")
+    if effective_status(m, ctx.today) != "active":
+        raise Conflict(f"membership is {effective_status(m, ctx.today)}")
+    db.execute(
+        "UPDATE memberships SET status = 'cancelled', cancelled_at = ?, auto_renew = 0, updated_at = ?"
+        " WHERE id = ?",
+        [iso(ctx.now), iso(ctx.now), membership_id],
+    )
+    outbox.append(db, "membership_cancelled", {"membership_id": membership_id}, ctx.now)
+
+
+def renew(db: Database, ctx: Ctx, membership_id: int) -> int | None:
+    """Extend an active membership by one term; restart an ended one from today."""
+    m = require(db, "memberships", membership_id, "membership")
+    require_owner_or(ctx.actor, m["user_id"], staff=False, what="membership")
+    plan = require(db, "membership_plans", m["plan_id"], "membership plan")
+    today = ctx.today
+    status = effective_status(m, today)
+    if status == "active":
+        start = date.fromisoformat(m["end_date"])
+        end = add_months(start, plan["duration_months"])
+        # Several terms may have passed unrenewed (auto-renew between sweeps): catch up.
+        while end < today:
+            end = add_months(end, plan["duration_months"])
+        values: dict[str, Any] = {"end_date": end.isoformat()}
+    else:
+        if status == "suspended":
+            raise Conflict("a suspended membership cannot be renewed")
+        if active_membership_of(db, m["user_id"], today, exclude=membership_id):
+            raise Conflict("the user already has another active membership")
+        for vehicle_id in vehicle_ids(db, membership_id):
+            _vehicle_free(db, vehicle_id, today, membership_id)
+        start, end = today, add_months(today, plan["duration_months"])
+        values = {
+            "start_date": today.isoformat(),
+            "end_date": end.isoformat(),
+            "status": "active",
+            "cancelled_at": None,
+        }
+    stamp_update(db, "memberships", membership_id, values, ctx.now)
+    payment_id = _record_payment(
+        db, ctx, membership_id, m["user_id"], plan, m["payment_method"], start, end
+    )
+    outbox.append(db, "membership_renewed", {"membership_id": membership_id, **values}, ctx.now)
+    return payment_id
+
+
+def sweep(db: Database, ctx: Ctx) -> int:
+    """Persist term ends: auto-renew what asks for it, expire the rest. Returns the count."""
+    changed = 0
+    today = ctx.today
+    for m in rows(
+        db,
+        "SELECT * FROM memberships WHERE status = 'active' AND end_date < ?",
+        [today.isoformat()],
+    ):
+        if m["auto_renew"]:
+            plan = require(db, "membership_plans", m["plan_id"], "membership plan")
+            start = date.fromisoformat(m["end_date"])
+            end = add_months(start, plan["duration_months"])
+            while end < today:
+                end = add_months(end, plan["duration_months"])
+            stamp_update(db, "memberships", m["id"], {"end_date": end.isoformat()}, ctx.now)
+            _record_payment(db, ctx, m["id"], m["user_id"], plan, m["payment_method"], start, end)
+            outbox.append(
+                db,
+                "membership_renewed",
+                {"membership_id": m["id"], "end_date": end.isoformat(), "automatic": True},
+                ctx.now,
+            )
+        else:
+            stamp_update(db, "memberships", m["id"], {"status": "expired"}, ctx.now)
+            outbox.append(db, "membership_expired", {"membership_id": m["id"]}, ctx.now)
+        changed += 1
+    return changed
+
+
+# -- benefits -----------------------------------------------------------------------------
+
+
+def membership_for_stay(
+    db: Database, vehicle_id: int, entry: datetime, tz_today: date
+) -> dict[str, Any] | None:
+    """The active membership listing the vehicle whose term contains the entry date."""
+    day = entry.date().isoformat()
+    for m in rows(
+        db,
+        "SELECT m.* FROM memberships m JOIN membership_vehicles mv ON mv.membership_id = m.id"
+        " WHERE mv.vehicle_id = ? AND m.status = 'active' AND m.start_date <= ?",
+        [vehicle_id, day],
+    ):
+        if effective_status(m, tz_today) != "active":
+            continue
+        if date.fromisoformat(m["end_date"]) >= entry.date() or m["auto_renew"]:
+            return m
+    return None
+
+
+def hours_used_before(db: Database, membership: dict[str, Any], before: datetime) -> Decimal:
+    """Hours of the membership's stays in this term that were completed before ``before``."""
+    total = 0.0
+    for s in rows(
+        db,
+        "SELECT s.entry_time, s.exit_time FROM sessions s"
+        " JOIN membership_vehicles mv ON mv.vehicle_id = s.vehicle_id"
+        " WHERE mv.membership_id = ? AND s.status = 'completed' AND s.entry_time >= ?"
+        " AND s.exit_time <= ?",
+        [membership["id"], membership["start_date"], iso(before)],
+    ):
+        total += (parse(s["exit_time"]) - parse(s["entry_time"])).total_seconds() / 3600
+    return Decimal(str(round(total, 4)))
+
+
+def benefit_for(db: Database, session: dict[str, Any], today: date) -> MemberBenefit | None:
+    entry = parse(session["entry_time"])
+    m = membership_for_stay(db, session["vehicle_id"], entry, today)
+    if m is None:
+        return None
+    plan = require(db, "membership_plans", m["plan_id"], "membership plan")
+    left = None
+    if plan["included_hours"] is not None:
+        used = hours_used_before(db, m, entry)
+        left = max(0, int((Decimal(plan["included_hours"]) - used) * 60))
+    return MemberBenefit(
+        membership_id=m["id"],
+        discount_percentage=Decimal(plan["discount_percentage"]),
+        included_minutes_left=left,
+        ev_charging_included=bool(plan["ev_charging_included"]),
+    )
+
+
+def term_sessions(db: Database, membership: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stays of the membership's vehicles that entered during its current term."""
+    return list(
+        rows(
+            db,
+            "SELECT s.* FROM sessions s JOIN membership_vehicles mv ON mv.vehicle_id = s.vehicle_id"
+            " WHERE mv.membership_id = ? AND s.entry_time >= ? AND s.status != 'cancelled'",
+            [membership["id"], membership["start_date"]],
+        )
+    )
+
+
+def _hours(sessions: list[dict[str, Any]], now: datetime) -> float:
+    seconds = 0.0
+    for s in sessions:
+        end = parse(s["exit_time"]) if s["exit_time"] else now
+        seconds += max(0.0, (end - parse(s["entry_time"])).total_seconds())
+    return round(seconds / 3600, 2)
+
+
+def usage_hours(db: Database, membership: dict[str, Any], now: datetime) -> float:
+    return _hours(term_sessions(db, membership), now)
+
+
+def usage(db: Database, ctx: Ctx, membership_id: int) -> dict[str, Any]:
+    from gateway.services.sessions import session_fee  # sessions uses this module for benefits
+
+    m = require(db, "memberships", membership_id, "membership")
+    require_owner_or(ctx.actor, m["user_id"], staff=False, what="membership")
+    plan = require(db, "membership_plans", m["plan_id"], "membership plan")
+    stays = term_sessions(db, m)
+    savings = ZERO
+    for s in stays:
+        if s["status"] == "completed" and s["member_discount"] is not None:
+            savings += Decimal(s["member_discount"])
+        elif s["status"] == "active":
+            savings += session_fee(db, s, None, ctx.now).discounts
+    used = _hours(stays, ctx.now)
+    remaining = None
+    if plan["included_hours"] is not None:
+        remaining = round(max(0.0, plan["included_hours"] - used), 2)
+    return {
+        "membership_id": membership_id,
+        "hours_used": used,
+        "hours_remaining": remaining,
+        "sessions_count": len(stays),
+        "savings_to_date": float(cents(savings)),
+        "days_remaining": max(0, (date.fromisoformat(m["end_date"]) - ctx.today).days),
+        "status": effective_status(m, ctx.today),
+    }
