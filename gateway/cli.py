@@ -55,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from gateway.daemon import run_daemon
 
-        run_daemon(config)
+        try:
+            run_daemon(config)
+        except ConfigError as err:
+            print(f"carpark-gateway: configuration error: {err}", file=sys.stderr)
+            return 2
         return 0
 
     store = Store(config.database.path, busy_timeout_ms=config.database.busy_timeout_ms)

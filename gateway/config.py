@@ -97,6 +97,10 @@ class Config:
     reservations: ReservationsConfig = field(default_factory=ReservationsConfig)
     charging: ChargingConfig = field(default_factory=ChargingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Lanes and their device buses are checked by gateway.lanes.config and the drivers.
+    lanes: tuple[Any, ...] = ()
+    modbus: Mapping[str, Any] = field(default_factory=dict)
+    simulation: Any = None
     source: str = "<defaults>"
 
     @property
@@ -161,8 +165,19 @@ def load_config(
 
 def build_config(raw: Mapping[str, Any], *, source: str = "<dict>") -> Config:
     """Turn parsed TOML (plus string overrides) into a checked :class:`Config`."""
+    from gateway.lanes.config import parse_lanes, parse_simulation
+
     sections: dict[str, Any] = {}
+    lanes = parse_lanes(raw.get("lanes"))
+    sections["lanes"] = lanes
+    sections["simulation"] = parse_simulation(raw.get("simulation"), lanes)
+    modbus = raw.get("modbus", {})
+    if not isinstance(modbus, Mapping) or not all(isinstance(v, Mapping) for v in modbus.values()):
+        raise ConfigError("[modbus] must hold one table per connection, e.g. [modbus.io1]")
+    sections["modbus"] = modbus
     for name, value in raw.items():
+        if name in ("lanes", "simulation", "modbus"):
+            continue
         if name not in _SECTIONS:
             raise ConfigError(f"unknown section [{name}]")
         if not isinstance(value, Mapping):
@@ -252,3 +267,87 @@ def _validate(config: Config) -> None:
 def with_overrides(config: Config, **sections: Any) -> Config:
     """A copy with whole sections replaced; used by tests and the benchmark."""
     return replace(config, **sections)
+
+
+_MISSING: Any = object()
+
+
+class Options:
+    """Typed reads from one config table, so every bad value names its key.
+
+    Device tables differ per driver; each driver reads its own keys through this and
+    calls :meth:`done` so that a misspelt key is an error instead of a silent default.
+    """
+
+    def __init__(self, table: Mapping[str, Any], where: str) -> None:
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        self.values = table
+        self.where = where
+        self._seen: set[str] = set()
+
+    def _get(self, key: str, default: Any) -> Any:
+        self._seen.add(key)
+        if key in self.values:
+            return self.values[key]
+        if default is _MISSING:
+            raise ConfigError(f"{self.where}.{key} is required")
+        return default
+
+    def text(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{self.where}.{key} must be a non-empty string")
+        return value
+
+    def integer(
+        self, key: str, default: Any = _MISSING, *, low: int | None = None, high: int | None = None
+    ) -> Any:
+        value = self._get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.where}.{key} must be an integer")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(f"{self.where}.{key} must be between {low} and {high}")
+        return value
+
+    def number(
+        self,
+        key: str,
+        default: Any = _MISSING,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> Any:
+        value = self._get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self.where}.{key} must be a number")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(f"{self.where}.{key} must be between {low} and {high}")
+        return float(value)
+
+    def flag(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.where}.{key} must be true or false")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if value not in choices:
+            raise ConfigError(f"{self.where}.{key} must be one of {', '.join(choices)}")
+        return value
+
+    def table(self, key: str) -> Mapping[str, Any] | None:
+        value = self._get(key, None)
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{self.where}.{key} must be a table")
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.values) - self._seen)
+        if unknown:
+            raise ConfigError(f"{self.where}: unknown key {unknown[0]!r}")

@@ -15,16 +15,24 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
+from dataclasses import replace
 from typing import Any
 
 import structlog
 import uvicorn
 from sqlite_utils import Database
 
+from drivers import build_lane_devices
 from drivers.charger.simulated import SimulatedCharger
+from drivers.modbus import ModbusBus, build_buses
+from drivers.serial_line import SerialLineHub
+from drivers.site_simulator import SiteSimulator
 from gateway.api.app import create_app
 from gateway.api.deps import Deps
 from gateway.config import Config
+from gateway.lanes.decisions import Decider
+from gateway.lanes.engine import Lane
+from gateway.lanes.manager import LaneManager
 from gateway.ports import Charger
 from gateway.services import SYSTEM, Ctx, memberships, reservations
 from gateway.store import Store
@@ -47,6 +55,8 @@ class Daemon:
         self.config = config
         self.clock = clock or SystemClock()
         self.charger: Charger = SimulatedCharger()
+        self.lanes: LaneManager | None = None
+        self.deps: Deps | None = None
         self.store: Store | None = None
         self.server: uvicorn.Server | None = None
         self.ready = threading.Event()  # set once the API is serving (tests wait on it)
@@ -73,11 +83,23 @@ class Daemon:
                 self._loop.add_signal_handler(sig, self._stop.set)
         cfg = self.config
         self.store = store = Store(cfg.database.path, busy_timeout_ms=cfg.database.busy_timeout_ms)
+        buses: dict[str, ModbusBus] = {}
         try:
             applied = store.migrate()
             if applied:
                 log.info("migrations_applied", names=applied)
             deps = Deps(store=store, config=cfg, clock=self.clock, charger=self.charger)
+            # Devices are built (and their options checked) before anything starts serving.
+            buses.update(build_buses(cfg.modbus))
+            hubs: dict[str, SerialLineHub] = {}
+            decider = Decider(deps)
+            lanes = [
+                Lane(spec, build_lane_devices(spec, buses, hubs), decider, self.clock)
+                for spec in cfg.lanes
+            ]
+            self.lanes = LaneManager(lanes, decider)
+            deps = replace(deps, lanes=self.lanes)
+            self.deps = deps
             app = create_app(deps)
             self.server = server = _EmbeddedServer(
                 uvicorn.Config(
@@ -100,6 +122,12 @@ class Daemon:
                         supervised("housekeeping", lambda: housekeeping(deps)), name="housekeeping"
                     ),
                 ]
+                helpers.append(tg.create_task(self.lanes.run(), name="lanes"))
+                if cfg.simulation.enabled:
+                    simulator = SiteSimulator(deps, self.lanes, cfg.simulation)
+                    helpers.append(
+                        tg.create_task(supervised("simulator", simulator.run), name="simulator")
+                    )
                 interval = watchdog_interval()
                 if interval:
                     helpers.append(tg.create_task(watchdog_loop(interval), name="watchdog"))
@@ -111,6 +139,8 @@ class Daemon:
                 for task in [*helpers, stop_wait]:
                     task.cancel()
         finally:
+            for bus in buses.values():
+                bus.close()
             store.close()
             self.ready.clear()
             log.info("daemon_stopped")

@@ -25,6 +25,7 @@ from gateway.config import (
     DatabaseConfig,
     HttpConfig,
     SiteConfig,
+    build_config,
 )
 from gateway.daemon import Daemon
 from gateway.services import users
@@ -105,9 +106,27 @@ class Running:
         exp = datetime.now(UTC) + timedelta(minutes=30)
         return Token(sub=str(user_id), exp=exp).encode(SECRET, "HS256")
 
+    def call(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the daemon's event loop (lanes are not thread-safe)."""
+        loop = self.daemon._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(fn, *args)
+
     def client(self, email: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[email]}"} if email else {}
         return httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=10)
+
+
+def config_from(tmp_path: Path, **sections: Any) -> Config:
+    """A test config built the way a TOML file is read (lanes, modbus, ... as raw tables)."""
+    raw: dict[str, Any] = {
+        "site": {"id": "test-site", "development": False},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "database": {"path": str(tmp_path / "gateway.db")},
+        "auth": {"secret_key": SECRET},
+        **sections,
+    }
+    return build_config(raw)
 
 
 def start_daemon(config: Config, clock: ManualClock) -> tuple[Daemon, threading.Thread]:

@@ -15,10 +15,14 @@ from gateway.timeutil import parse
 
 
 class SimulatedCharger:
-    async def start(self, station: dict[str, Any], *, power_kw: Decimal, started_at: datetime) -> None:
+    async def start(
+        self, station: dict[str, Any], *, power_kw: Decimal, started_at: datetime
+    ) -> None:
         return None
 
-    async def stop(self, station: dict[str, Any], charge: dict[str, Any], *, now: datetime) -> Decimal:
+    async def stop(
+        self, station: dict[str, Any], charge: dict[str, Any], *, now: datetime
+    ) -> Decimal:
         power = Decimal(station["power_kw"])
         if charge["max_power_requested"] is not None:
             power = min(power, Decimal(charge["max_power_requested"]))

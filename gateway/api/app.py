@@ -24,6 +24,7 @@ from gateway.api.controllers.charging import (
     ReportController,
     StationController,
 )
+from gateway.api.controllers.lanes import LaneController
 from gateway.api.controllers.pricing import DiscountController, PaymentController, RateController
 from gateway.api.controllers.sessions import SessionController
 from gateway.api.controllers.structure import LevelController, SpaceController, ZoneController
@@ -50,6 +51,7 @@ API_CONTROLLERS: list[Any] = [
     StationController,
     ChargingController,
     ReportController,
+    LaneController,
 ]
 
 

@@ -27,6 +27,8 @@ class Deps:
     clock: Clock
     # The chargers behind the EV stations (the simulated meter, or OCPP charge points).
     charger: Charger
+    # The lanes (gateway.lanes.manager.LaneManager), set by the composition root.
+    lanes: Any = None
     # The JWT backend (litestar's OAuth2PasswordBearerAuth), set by create_app; it issues tokens.
     auth: Any = None
 

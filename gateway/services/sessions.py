@@ -480,3 +480,35 @@ def assign_space(db: Database, ctx: Ctx, session_id: int, space_id: int) -> None
         },
         ctx.now,
     )
+
+
+def cancel_unused_entry(db: Database, ctx: Ctx, session_id: int, why: str) -> None:
+    """Undo an entry whose vehicle never drove in (it backed out at the entry barrier).
+
+    Only a session that is still active and has no payment is cancelled; its space is
+    freed and a reservation it checked in goes back to confirmed.
+    """
+    session = one(db, "SELECT * FROM sessions WHERE id = ?", [session_id])
+    if session is None or session["status"] != "active":
+        return
+    if scalar(db, "SELECT 1 FROM payments WHERE session_id = ? LIMIT 1", [session_id]):
+        return
+    ts = iso(ctx.now)
+    db.execute(
+        "UPDATE sessions SET status = 'cancelled', notes = ?, updated_at = ? WHERE id = ?",
+        [f"entry not used: {why}", ts, session_id],
+    )
+    if session["space_id"] is not None:
+        _set_space_status(db, session["space_id"], "available", ctx.now)
+    if session["reservation_id"] is not None:
+        db.execute(
+            "UPDATE reservations SET status = 'confirmed', session_id = NULL, updated_at = ?"
+            " WHERE id = ? AND status = 'checked_in'",
+            [ts, session["reservation_id"]],
+        )
+    outbox.append(
+        db,
+        "session_cancelled",
+        {"session_id": session_id, "ticket_number": session["ticket_number"], "why": why},
+        ctx.now,
+    )

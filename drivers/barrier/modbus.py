@@ -1,0 +1,162 @@
+"""A barrier driven through a Modbus controller or I/O module.
+
+The register map is configuration, so common barrier controllers and plain I/O modules
+fit: a coil that opens (pulsed for N ms, or held while open), optionally a coil that
+closes, and discrete inputs that report opened / closed / fault. Without position
+inputs the barrier is assumed to reach its position after ``travel_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from drivers.modbus import ModbusBus, bus_for
+from gateway.config import ConfigError, Options
+from gateway.ports import DeviceLink, DeviceUnavailable
+
+log = structlog.get_logger("drivers.barrier.modbus")
+
+
+class ModbusBarrier:
+    def __init__(
+        self,
+        bus: ModbusBus,
+        *,
+        unit: int,
+        open_coil: int,
+        close_coil: int | None,
+        command: str,
+        pulse_ms: float,
+        opened_input: int | None,
+        closed_input: int | None,
+        fault_input: int | None,
+        poll_hz: float,
+        travel_s: float,
+    ) -> None:
+        self.bus, self.unit = bus, unit
+        self.open_coil, self.close_coil, self.command = open_coil, close_coil, command
+        self.pulse_s = pulse_ms / 1000
+        self.opened_input, self.closed_input, self.fault_input = (
+            opened_input,
+            closed_input,
+            fault_input,
+        )
+        self.poll_hz, self.travel_s = poll_hz, travel_s
+        self._link: DeviceLink | None = None
+        self._pulses: set[asyncio.Task[None]] = set()
+        self._assumed: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(
+        cls, table: Mapping[str, Any], where: str, buses: Mapping[str, ModbusBus]
+    ) -> ModbusBarrier:
+        o = Options(table, where)
+        o.text("driver")
+        command = o.choice("command", ("pulse", "hold"), "pulse")
+        barrier = cls(
+            bus_for(buses, o),
+            unit=o.integer("unit", 1, low=0, high=247),
+            open_coil=o.integer("open_coil", low=0, high=65535),
+            close_coil=o.integer("close_coil", None, low=0, high=65535),
+            command=command,
+            pulse_ms=o.number("pulse_ms", 500.0, low=10, high=10_000),
+            opened_input=o.integer("opened_input", None, low=0, high=65535),
+            closed_input=o.integer("closed_input", None, low=0, high=65535),
+            fault_input=o.integer("fault_input", None, low=0, high=65535),
+            poll_hz=o.number("poll_hz", 10.0, low=0.5, high=200),
+            travel_s=o.number("travel_s", 3.0, low=0, high=60),
+        )
+        o.done()
+        if command == "pulse" and barrier.close_coil is None:
+            raise ConfigError(
+                f'{where}: a pulse-driven barrier needs close_coil (or use command = "hold")'
+            )
+        return barrier
+
+    @property
+    def _inputs(self) -> tuple[int, ...]:
+        return tuple(
+            a for a in (self.opened_input, self.closed_input, self.fault_input) if a is not None
+        )
+
+    async def run(self, link: DeviceLink) -> None:
+        self._link = link
+        if not self._inputs:
+            # No feedback to poll: prove the controller answers, then rely on travel time.
+            await self.bus.read_inputs(self.unit, 0, 1)
+            link.healthy()
+            await asyncio.Event().wait()
+        poller = self.bus.poller(self.unit)
+        sub = poller.subscribe(self._inputs, self.poll_hz)
+        last: str | None = None
+        fault: bool | None = None
+        try:
+            while True:
+                item = await sub.queue.get()
+                if isinstance(item, DeviceUnavailable):
+                    raise item
+                link.healthy()
+                if self.fault_input is not None and item[self.fault_input] != fault:
+                    fault = item[self.fault_input]
+                    link.fault("barrier controller reports a fault" if fault else None)
+                position = None
+                if self.opened_input is not None and item[self.opened_input]:
+                    position = "open"
+                elif self.closed_input is not None and item[self.closed_input]:
+                    position = "closed"
+                if position is not None and position != last:
+                    last = position
+                    link.report(position)
+                elif position is None:
+                    last = None  # travelling
+        finally:
+            poller.unsubscribe(sub)
+            self._link = None
+
+    async def _pulse(self, coil: int) -> None:
+        await self.bus.write_coil(self.unit, coil, True)
+
+        async def release() -> None:
+            await asyncio.sleep(self.pulse_s)
+            try:
+                await self.bus.write_coil(self.unit, coil, False)
+            except DeviceUnavailable as err:
+                log.warning("barrier_pulse_release_failed", coil=coil, error=str(err))
+
+        task = asyncio.get_running_loop().create_task(release(), name=f"barrier.pulse[{coil}]")
+        self._pulses.add(task)
+        task.add_done_callback(self._pulses.discard)
+
+    def _assume(self, position: str) -> None:
+        if self.opened_input is not None or self.closed_input is not None:
+            return
+        if self._assumed is not None:
+            self._assumed.cancel()
+
+        async def arrive() -> None:
+            await asyncio.sleep(self.travel_s)
+            if self._link is not None:
+                self._link.report(position)
+
+        self._assumed = asyncio.get_running_loop().create_task(arrive(), name="barrier.travel")
+
+    async def open(self) -> None:
+        if self.command == "pulse":
+            await self._pulse(self.open_coil)
+        else:
+            await self.bus.write_coil(self.unit, self.open_coil, True)
+        self._assume("open")
+
+    async def close(self) -> None:
+        if self.command == "pulse":
+            assert self.close_coil is not None
+            await self._pulse(self.close_coil)
+        else:
+            await self.bus.write_coil(self.unit, self.open_coil, False)
+            if self.close_coil is not None:
+                await self._pulse(self.close_coil)
+        self._assume("closed")

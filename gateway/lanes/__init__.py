@@ -1,0 +1,1 @@
+"""Lanes: the barrier, the loops and the camera of one entry or exit, run by the engine."""

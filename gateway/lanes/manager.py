@@ -1,0 +1,55 @@
+"""All lanes of the site, and the operator's controls over them (audited)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.domain.lanes import MODES, Credential
+from gateway.errors import Invalid, NotFound
+from gateway.lanes.decisions import Decider
+from gateway.lanes.engine import Lane
+
+
+class LaneManager:
+    def __init__(self, lanes: list[Lane], decider: Decider) -> None:
+        self.lanes = {lane.spec.id: lane for lane in lanes}
+        self.decider = decider
+
+    async def run(self) -> None:
+        if not self.lanes:
+            return
+        async with asyncio.TaskGroup() as tg:
+            for lane in self.lanes.values():
+                tg.create_task(lane.run(), name=f"lane[{lane.spec.id}]")
+
+    def get(self, lane_id: str) -> Lane:
+        lane = self.lanes.get(lane_id)
+        if lane is None:
+            raise NotFound(f"lane {lane_id} not found")
+        return lane
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [lane.status() for lane in self.lanes.values()]
+
+    async def open(self, lane_id: str, reason: str, actor: str | None) -> None:
+        """Open for whoever is in the lane; the audit event is written before the barrier moves."""
+        lane = self.get(lane_id)
+        await self.decider.audit(
+            "lane_opened_by_operator", lane.spec, {"reason": reason, "actor": actor}
+        )
+        lane.open_by_operator(reason, actor)
+
+    async def set_mode(self, lane_id: str, mode: str, actor: str | None) -> None:
+        lane = self.get(lane_id)
+        if mode not in MODES:
+            raise Invalid(f"mode must be one of {', '.join(MODES)}", field="mode")
+        if mode == "free_exit" and lane.spec.kind != "exit":
+            raise Invalid("free_exit is a mode of exit lanes", field="mode")
+        await self.decider.audit(
+            "lane_mode_changed", lane.spec, {"mode": mode, "from": lane.state.mode, "actor": actor}
+        )
+        lane.set_mode(mode)
+
+    def present(self, lane_id: str, credential: Credential) -> None:
+        self.get(lane_id).present(credential)

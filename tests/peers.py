@@ -1,0 +1,196 @@
+"""Real protocol peers for the tests: a Modbus barrier controller, a serial pty.
+
+``BarrierController`` is a pymodbus TCP server whose registers behave like a barrier
+controller with a loop detector card: writing the open coil makes the barrier travel
+and then report "opened" on its input, as the hardware would; the test sets the loop
+inputs. It runs in its own thread and event loop so the daemon under test talks to it
+over a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+OPEN_COIL, CLOSE_COIL = 0, 1
+OPENED, CLOSED, FAULT, PRESENCE, SAFETY = 0, 1, 2, 3, 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class CoilWrite:
+    coil: int
+    value: bool
+    at: float  # time.perf_counter() when it reached the controller
+
+
+@dataclass
+class BarrierController:
+    port: int = field(default_factory=free_port)
+    unit: int = 1
+    travel_s: float = 0.05
+    inputs: list[bool] = field(
+        default_factory=lambda: [False, True, False, False, False, False, False, False]
+    )
+    writes: list[CoilWrite] = field(default_factory=list)
+    frozen: bool = False  # a jammed barrier: takes commands, never moves
+
+    def __post_init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: ModbusTcpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- the physical side ------------------------------------------------------------
+    def set_input(self, index: int, value: bool) -> None:
+        with self._lock:
+            self.inputs[index] = value
+
+    def presence(self, value: bool) -> None:
+        self.set_input(PRESENCE, value)
+
+    def safety(self, value: bool) -> None:
+        self.set_input(SAFETY, value)
+
+    @property
+    def position(self) -> str:
+        with self._lock:
+            if self.inputs[OPENED]:
+                return "open"
+            return "closed" if self.inputs[CLOSED] else "moving"
+
+    def writes_of(self, coil: int, value: bool = True) -> list[CoilWrite]:
+        with self._lock:
+            return [w for w in self.writes if w.coil == coil and w.value == value]
+
+    def _travel(self, to_open: bool) -> None:
+        if self.frozen:
+            return
+        with self._lock:
+            self.inputs[OPENED] = self.inputs[CLOSED] = False
+        assert self._loop is not None
+
+        def arrive() -> None:
+            with self._lock:
+                self.inputs[OPENED], self.inputs[CLOSED] = to_open, not to_open
+
+        self._loop.call_later(self.travel_s, arrive)
+
+    async def _action(
+        self,
+        fc: int,
+        start: int,
+        address: int,
+        count: int,
+        regs: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> None:
+        if fc == 2:  # read discrete inputs: bit n of word n // 16
+            with self._lock:
+                words = [0] * len(regs)
+                for n, bit in enumerate(self.inputs):
+                    words[n // 16] |= int(bit) << (n % 16)
+            regs[:] = words[: len(regs)]
+        elif fc in (5, 15) and set_values is not None:
+            now = time.perf_counter()
+            for offset, value in enumerate(set_values):
+                coil = address + offset
+                with self._lock:
+                    self.writes.append(CoilWrite(coil, bool(value), now))
+                if value and coil == OPEN_COIL:
+                    self._travel(True)
+                elif value and coil == CLOSE_COIL:
+                    self._travel(False)
+        return None
+
+    # -- the server ---------------------------------------------------------------------
+    def start(self) -> BarrierController:
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
+            regs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
+            device = SimDevice(
+                self.unit, simdata=(bits, list(bits), regs, list(regs)), action=self._action
+            )
+            self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port))
+            await self._server.serve_forever(background=True)
+            ready.set()
+            self._stopped = asyncio.Event()
+            await self._stopped.wait()
+
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(main()), name="modbus-peer", daemon=True
+        )
+        self._thread.start()
+        assert ready.wait(5), "modbus peer did not start"
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._server is None:
+            return
+        server = self._server
+        asyncio.run_coroutine_threadsafe(server.shutdown(), self._loop).result(5)
+        self._server = None
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        assert self._thread is not None
+        self._thread.join(5)
+        self._loop = None
+
+
+class Pty:
+    """A pseudo-terminal pair: the daemon opens ``path``; the test is the device on ``fd``."""
+
+    def __init__(self) -> None:
+        self.fd, slave = os.openpty()
+        self.path = os.ttyname(slave)
+        self._slave = slave  # kept open so the line stays up while the daemon reopens it
+        os.set_blocking(self.fd, False)
+        import tty
+
+        tty.setraw(slave)
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def read_all(self, wait: float = 0.0) -> bytes:
+        time.sleep(wait)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        for fd in (self.fd, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

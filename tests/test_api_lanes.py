@@ -1,0 +1,128 @@
+"""The lanes API: live state, operator open (audited), modes, roles and bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ManualClock, Running, config_from, start_daemon
+from tests.peers import wait_for
+
+SIMULATED = {
+    "barrier": {"driver": "simulated", "travel_s": 0.05},
+    "presence_loop": {"driver": "simulated"},
+    "safety_loop": {"driver": "simulated"},
+}
+
+
+@pytest.fixture
+def lanes_gw(tmp_path: Path, clock: ManualClock) -> Iterator[Running]:
+    lanes = [
+        {"id": "entry-1", "name": "Main entrance", "kind": "entry", **SIMULATED},
+        {"id": "exit-1", "name": "Exit A", "kind": "exit", **SIMULATED},
+    ]
+    daemon, thread = start_daemon(config_from(tmp_path, lanes=lanes), clock)
+    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
+    gw.user("admin@example.com", "admin")
+    gw.user("operator@example.com", "operator")
+    gw.user("alice@example.com", "customer")
+    try:
+        yield gw
+    finally:
+        daemon.request_stop()
+        thread.join(15)
+
+
+def events(gw: Running, event_type: str) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(f"file:{gw.daemon.config.database.path}?mode=ro", uri=True)
+    with conn:
+        rows = conn.execute(
+            "SELECT payload FROM outbox WHERE type = ? ORDER BY id", [event_type]
+        ).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_list_and_get(lanes_gw: Running) -> None:
+    with lanes_gw.client("operator@example.com") as op:
+        lanes = op.get("/lanes").json()
+        assert [lane["id"] for lane in lanes] == ["entry-1", "exit-1"]
+        lane = wait_for(
+            lambda: (x := op.get("/lanes/exit-1").json())["barrier"] == "closed" and x,
+            what="closed",
+        )
+        assert lane["kind"] == "exit" and lane["mode"] == "normal" and lane["fault"] is False
+        assert lane["devices"] == {"barrier": "ok", "presence_loop": "ok", "safety_loop": "ok"}
+        assert lane["presence"] is False and lane["last_decision"] is None
+        assert op.get("/lanes/nope").status_code == 404
+
+
+def test_operator_open_is_audited_and_opens(lanes_gw: Running) -> None:
+    with lanes_gw.client("operator@example.com") as op:
+        r = op.post("/lanes/exit-1/open", json={"reason": "ambulance"})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: op.get("/lanes/exit-1").json()["barrier"] == "open", what="opened")
+        decision = op.get("/lanes/exit-1").json()["last_decision"]
+        assert decision["reason"] == "operator"
+    audit = events(lanes_gw, "lane_opened_by_operator")
+    assert audit == [{"lane_id": "exit-1", "reason": "ambulance", "actor": "operator@example.com"}]
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"reason": ""}, {"reason": "   "}, {"reason": 5}, {"reason": "x" * 201}, []]
+)
+def test_open_needs_a_reason(lanes_gw: Running, body: Any) -> None:
+    with lanes_gw.client("operator@example.com") as op:
+        r = op.post("/lanes/exit-1/open", json=body)
+        assert r.status_code == 400, r.text
+        assert "detail" in r.json()
+        wait_for(lambda: True, 0.2)
+        assert op.get("/lanes/exit-1").json()["barrier"] != "open"
+    assert events(lanes_gw, "lane_opened_by_operator") == []
+
+
+def test_roles(lanes_gw: Running) -> None:
+    with lanes_gw.client("alice@example.com") as alice, lanes_gw.client() as anon:
+        assert alice.get("/lanes").status_code == 403
+        assert alice.post("/lanes/exit-1/open", json={"reason": "x"}).status_code == 403
+        assert anon.get("/lanes").status_code == 401
+    with lanes_gw.client("operator@example.com") as op:
+        assert op.put("/lanes/exit-1/mode", json={"mode": "free_exit"}).status_code == 403
+
+
+def test_modes(lanes_gw: Running) -> None:
+    with lanes_gw.client("admin@example.com") as admin:
+        r = admin.put("/lanes/exit-1/mode", json={"mode": "locked_open"})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: admin.get("/lanes/exit-1").json()["barrier"] == "open", what="locked open")
+        assert admin.get("/lanes/exit-1").json()["mode"] == "locked_open"
+        assert admin.put("/lanes/exit-1/mode", json={"mode": "normal"}).status_code == 200
+        wait_for(
+            lambda: admin.get("/lanes/exit-1").json()["barrier"] == "closed", what="closed again"
+        )
+        assert admin.put("/lanes/entry-1/mode", json={"mode": "free_exit"}).status_code == 422
+        assert admin.put("/lanes/exit-1/mode", json={"mode": "party"}).status_code == 400
+        assert admin.put("/lanes/nope/mode", json={"mode": "normal"}).status_code == 404
+        assert admin.get("/lanes/entry-1").json()["mode"] == "normal"
+    changes = events(lanes_gw, "lane_mode_changed")
+    assert [(c["lane_id"], c["mode"]) for c in changes] == [
+        ("exit-1", "locked_open"),
+        ("exit-1", "normal"),
+    ]
+
+
+def test_health_and_lanes_survive_garbage_requests(lanes_gw: Running) -> None:
+    with httpx.Client(
+        base_url=lanes_gw.base_url + "/api/v1",
+        headers={"Authorization": f"Bearer {lanes_gw.tokens['operator@example.com']}"},
+    ) as op:
+        r = op.post(
+            "/lanes/exit-1/open", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400
+        assert op.get("/lanes/exit-1").status_code == 200
