@@ -82,6 +82,20 @@ class ChargingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SimulationConfig:
+    """Simulated traffic for the demo site (``make run``): vehicles arrive, park, pay or not, leave."""
+
+    enabled: bool = False
+    seed_demo_site: bool = False  # create a level, zones, spaces and a rate in an empty database
+    arrivals_per_minute: float = 6.0
+    dwell_min_s: float = 20.0
+    dwell_max_s: float = 90.0
+    pay_ratio: float = 0.7  # the others are refused at the exit, then pay and try again
+    entry_lane: str = ""
+    exit_lane: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, JSON lines otherwise
@@ -100,7 +114,7 @@ class Config:
     # Lanes and their device buses are checked by gateway.lanes.config and the drivers.
     lanes: tuple[Any, ...] = ()
     modbus: Mapping[str, Any] = field(default_factory=dict)
-    simulation: Any = None
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
     source: str = "<defaults>"
 
     @property

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from gateway.config import ConfigError, Options
+from gateway.config import ConfigError, Options, SimulationConfig
 from gateway.domain.lanes import MODES, LaneConfig, LaneTimings
 
 DEVICE_ROLES = ("barrier", "presence_loop", "safety_loop")
@@ -35,20 +35,6 @@ class LaneSpec:
         return LaneConfig(
             lane_id=self.id, kind="entry" if self.kind == "entry" else "exit", timings=self.timings
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class SimulationConfig:
-    """Simulated traffic for the demo site (``make run``): vehicles arrive, park, pay or not, leave."""
-
-    enabled: bool = False
-    seed_demo_site: bool = False  # create a level, zones, spaces and a rate in an empty database
-    arrivals_per_minute: float = 6.0
-    dwell_min_s: float = 20.0
-    dwell_max_s: float = 90.0
-    pay_ratio: float = 0.7  # the others are refused at the exit, then pay and try again
-    entry_lane: str = ""
-    exit_lane: str = ""
 
 
 def parse_lanes(raw: Any) -> tuple[LaneSpec, ...]:
