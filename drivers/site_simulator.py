@@ -20,9 +20,9 @@ from sqlite_utils import Database
 
 from drivers.loop.simulated import SimulatedLoop
 from gateway.api.deps import Deps
+from gateway.config import SimulationConfig
 from gateway.domain.lanes import Credential
 from gateway.errors import GatewayError
-from gateway.lanes.config import SimulationConfig
 from gateway.lanes.engine import Lane
 from gateway.lanes.manager import LaneManager
 from gateway.services import SYSTEM, Ctx, one, payments, pricing, scalar, structure
