@@ -218,3 +218,19 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path):
     assert "daemon_stopped" in out
     # JSON lines when not on a terminal.
     assert out.strip().splitlines()[-1].startswith("{")
+
+
+@pytest.mark.parametrize("name", ["modbus-tcp-site.toml", "serial-site.toml"])
+def test_example_configs_are_valid(name):
+    from pathlib import Path
+
+    from drivers import build_lane_devices
+    from drivers.modbus import build_buses
+
+    config = load_config(Path(__file__).parent.parent / "config" / "examples" / name,
+                         env={"CARPARK_SECRET_KEY": "x" * 40})
+    assert config.lanes
+    buses = build_buses(config.modbus)
+    for lane in config.lanes:
+        devices = build_lane_devices(lane, buses, {})
+        assert devices.barrier is not None
