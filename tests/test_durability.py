@@ -326,8 +326,18 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
             paid = _events(db, "payment_completed", "payment_id")
             assert set(acked.payments) <= paid
             assert paid == set(receipts)
-            sequence = [row[0] for row in db.execute("SELECT id FROM outbox ORDER BY id")]
-            assert sequence == sorted(set(sequence))
+            # The outbox sequence is commit order: a session starts before it is paid for.
+            started_at = dict(
+                db.execute(
+                    "SELECT json_extract(payload, '$.session_id'), id FROM outbox"
+                    " WHERE type = 'session_started'"
+                )
+            )
+            for session_id, seq in db.execute(
+                "SELECT json_extract(payload, '$.session_id'), id FROM outbox"
+                " WHERE type = 'payment_completed'"
+            ):
+                assert started_at[session_id] < seq
         finally:
             db.close()
     finally:
