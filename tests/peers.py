@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 OPEN_COIL, CLOSE_COIL = 0, 1
@@ -47,10 +47,11 @@ class BarrierController:
     )
     writes: list[CoilWrite] = field(default_factory=list)
     frozen: bool = False  # a jammed barrier: takes commands, never moves
+    serial_port: str | None = None  # RTU on this serial device instead of TCP
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -127,7 +128,10 @@ class BarrierController:
             device = SimDevice(
                 self.unit, simdata=(bits, list(bits), regs, list(regs)), action=self._action
             )
-            self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port))
+            if self.serial_port is not None:
+                self._server = ModbusSerialServer(device, port=self.serial_port, baudrate=115200)
+            else:
+                self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port))
             await self._server.serve_forever(background=True)
             ready.set()
             self._stopped = asyncio.Event()
@@ -194,3 +198,25 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class SerialLink:
+    """Two linked pseudo-terminals made by socat: a null-modem cable between two ports."""
+
+    def __init__(self, directory: str) -> None:
+        import shutil
+        import subprocess
+
+        socat = shutil.which("socat")
+        assert socat, "socat is required (make test installs it)"
+        self.a, self.b = f"{directory}/ttyA", f"{directory}/ttyB"
+        self.proc = subprocess.Popen(
+            [socat, f"pty,raw,echo=0,link={self.a}", f"pty,raw,echo=0,link={self.b}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: os.path.exists(self.a) and os.path.exists(self.b), what="socat ptys")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)

@@ -407,3 +407,42 @@ def test_backing_out_of_an_entry_cancels_the_session(
         assert "lane_passage" not in _event_types(gw)
     finally:
         gen.close()
+
+
+def test_modbus_rtu_over_a_serial_line(tmp_path: Path, clock: ManualClock) -> None:
+    """The same lane on Modbus RTU: the controller listens on one end of a socat null-modem."""
+    from tests.peers import SerialLink
+
+    link = SerialLink(str(tmp_path))
+    peer = BarrierController(serial_port=link.a).start()
+    lane = modbus_lane("exit-1", "exit")
+    config = config_from(
+        tmp_path,
+        modbus={
+            "rs485": {"transport": "rtu", "device": link.b, "baudrate": 115200, "timeout_s": 0.5}
+        },
+        lanes=[
+            {**lane, **{k: {**v, "bus": "rs485"} for k, v in lane.items() if isinstance(v, dict)}}
+        ],
+    )
+    daemon, thread = start_daemon(config, clock)
+    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
+    gw.user("admin@example.com", "admin")
+    gw.user("operator@example.com", "operator")
+    try:
+        seed_rate_and_entry(gw, "RTU1", minutes_ago=5)  # inside the grace period
+        wait_for(
+            lambda: lane_status(gw, "exit-1")["devices"]["presence_loop"] == "ok",
+            timeout=10,
+            what="polled over RTU",
+        )
+        peer.presence(True)
+        wait_for(lambda: lane_status(gw, "exit-1")["presence"], what="presence over RTU")
+        present(gw, "exit-1", "RTU1")
+        wait_for(lambda: peer.writes_of(OPEN_COIL), what="open coil over RTU")
+        assert lane_status(gw, "exit-1")["last_decision"]["reason"] == "free"
+    finally:
+        daemon.request_stop()
+        thread.join(15)
+        peer.stop()
+        link.close()
