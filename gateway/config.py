@@ -10,6 +10,7 @@ half-configured is worse than one that does not start.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -96,6 +97,27 @@ class SimulationConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LprConfig:
+    """Plate recognition models and the site's plate rules."""
+
+    # Where the offline models live (and, for tests and benchmarks, the labelled images).
+    directory: str = "../shared/lpr"
+    detector_model: str = "models/license_plate_detection_lpd_yunet_2023mar.onnx"
+    # A path (relative to ``directory``) or a fast-plate-ocr hub name such as "cct-xs-v1-global-model".
+    ocr_model: str = "models/cct_xs_v1_global.onnx"
+    ocr_config: str = "models/cct_xs_v1_global_plate_config.yaml"
+    detection_score: float = 0.3
+    min_plate_width_px: int = 40
+    padding: float = 0.10  # crop padding around the detected box, fraction of its size
+    max_side_px: int = 960  # frames are downscaled to this for detection
+    # Plate rules: a read is accepted when it matches one of these (empty: any text).
+    formats: tuple[str, ...] = ()
+    min_confidence: float = 0.6  # a vote below this is not a confident plate
+    evidence_dir: str = "var/evidence"
+    evidence_quota_mb: int = 512
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, JSON lines otherwise
@@ -115,6 +137,7 @@ class Config:
     lanes: tuple[Any, ...] = ()
     modbus: Mapping[str, Any] = field(default_factory=dict)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    lpr: LprConfig = field(default_factory=LprConfig)
     source: str = "<defaults>"
 
     @property
@@ -134,6 +157,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CARPARK_DEVELOPMENT": ("site", "development"),
     "CARPARK_LOG_LEVEL": ("logging", "level"),
     "CARPARK_LOG_FORMAT": ("logging", "format"),
+    "CARPARK_LPR_DIR": ("lpr", "directory"),
 }
 
 _SECTIONS: dict[str, type] = {
@@ -144,6 +168,7 @@ _SECTIONS: dict[str, type] = {
     "parking": ParkingConfig,
     "reservations": ReservationsConfig,
     "charging": ChargingConfig,
+    "lpr": LprConfig,
     "logging": LoggingConfig,
 }
 
@@ -236,6 +261,16 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
             return int(value)
     elif kind is str and isinstance(value, str):
         return value
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
     raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
 
 
@@ -257,6 +292,16 @@ def _validate(config: Config) -> None:
         raise ConfigError("charging.idle_fee_per_minute must be a decimal number") from err
     if not idle.is_finite() or idle < 0:
         raise ConfigError("charging.idle_fee_per_minute must be >= 0")
+    lpr = config.lpr
+    if not 0 <= lpr.padding <= 1 or not 0 < lpr.detection_score < 1 or not 0 <= lpr.min_confidence <= 1:
+        raise ConfigError("[lpr] padding must be 0..1, detection_score and min_confidence 0..1")
+    if lpr.max_side_px < 64 or lpr.min_plate_width_px < 1 or lpr.evidence_quota_mb < 1:
+        raise ConfigError("[lpr] max_side_px >= 64, min_plate_width_px >= 1, evidence_quota_mb >= 1")
+    for pattern in lpr.formats:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ConfigError(f"lpr.formats: bad regular expression {pattern!r}: {err}") from err
     if not config.database.path:
         raise ConfigError("database.path must not be empty")
     if config.logging.format not in {"auto", "console", "json"}:
