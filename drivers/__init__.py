@@ -12,12 +12,13 @@ from typing import Any
 from drivers.barrier.modbus import ModbusBarrier
 from drivers.barrier.serial_relay import SerialRelayBarrier
 from drivers.barrier.simulated import SimulatedBarrier
+from drivers.camera.lane_camera import build_camera
 from drivers.loop.modbus import ModbusLoop
 from drivers.loop.serial import SerialLoop
 from drivers.loop.simulated import SimulatedLoop
 from drivers.modbus import ModbusBus
 from drivers.serial_line import SerialLineHub
-from gateway.config import ConfigError, Options
+from gateway.config import ConfigError, LprConfig, Options
 from gateway.lanes.config import LaneSpec
 from gateway.lanes.engine import LaneDevices
 
@@ -59,11 +60,30 @@ def _loop(
 
 
 def build_lane_devices(
-    spec: LaneSpec, buses: Mapping[str, ModbusBus], hubs: dict[str, SerialLineHub]
+    spec: LaneSpec,
+    buses: Mapping[str, ModbusBus],
+    hubs: dict[str, SerialLineHub],
+    lpr: LprConfig | None = None,
 ) -> LaneDevices:
     where = f"lanes[{spec.id}]"
-    return LaneDevices(
+    devices = LaneDevices(
         barrier=_barrier(spec.devices["barrier"], f"{where}.barrier", buses),
         presence_loop=_loop(spec.devices["presence_loop"], f"{where}.presence_loop", buses, hubs),
         safety_loop=_loop(spec.devices["safety_loop"], f"{where}.safety_loop", buses, hubs),
     )
+    if "camera" in spec.devices:
+        config = lpr or LprConfig()
+
+        def pipeline() -> Any:
+            # Loaded here, at start-up: a missing model stops the daemon naming the file.
+            from drivers.camera.lpr import LprModelError, LprPipeline
+
+            try:
+                return LprPipeline.from_config(config)
+            except LprModelError as err:
+                raise ConfigError(f"{where}.camera: {err}") from err
+
+        devices.extra["camera"] = build_camera(
+            spec.devices["camera"], f"{where}.camera", spec.id, config, pipeline
+        )
+    return devices

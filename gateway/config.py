@@ -293,10 +293,16 @@ def _validate(config: Config) -> None:
     if not idle.is_finite() or idle < 0:
         raise ConfigError("charging.idle_fee_per_minute must be >= 0")
     lpr = config.lpr
-    if not 0 <= lpr.padding <= 1 or not 0 < lpr.detection_score < 1 or not 0 <= lpr.min_confidence <= 1:
+    if (
+        not 0 <= lpr.padding <= 1
+        or not 0 < lpr.detection_score < 1
+        or not 0 <= lpr.min_confidence <= 1
+    ):
         raise ConfigError("[lpr] padding must be 0..1, detection_score and min_confidence 0..1")
     if lpr.max_side_px < 64 or lpr.min_plate_width_px < 1 or lpr.evidence_quota_mb < 1:
-        raise ConfigError("[lpr] max_side_px >= 64, min_plate_width_px >= 1, evidence_quota_mb >= 1")
+        raise ConfigError(
+            "[lpr] max_side_px >= 64, min_plate_width_px >= 1, evidence_quota_mb >= 1"
+        )
     for pattern in lpr.formats:
         try:
             re.compile(pattern)
@@ -405,6 +411,10 @@ class Options:
         if value is not None and not isinstance(value, Mapping):
             raise ConfigError(f"{self.where}.{key} must be a table")
         return value
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        """The value as written (lists and such), for the caller to check."""
+        return self._get(key, default)
 
     def done(self) -> None:
         unknown = sorted(set(self.values) - self._seen)

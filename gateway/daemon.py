@@ -30,6 +30,7 @@ from drivers.site_simulator import SiteSimulator
 from gateway.api.app import create_app
 from gateway.api.deps import Deps
 from gateway.config import Config
+from gateway.evidence import EvidenceStore
 from gateway.lanes.decisions import Decider
 from gateway.lanes.engine import Lane
 from gateway.lanes.manager import LaneManager
@@ -92,9 +93,9 @@ class Daemon:
             # Devices are built (and their options checked) before anything starts serving.
             buses.update(build_buses(cfg.modbus))
             hubs: dict[str, SerialLineHub] = {}
-            decider = Decider(deps)
+            decider = Decider(deps, EvidenceStore(cfg.lpr.evidence_dir, cfg.lpr.evidence_quota_mb))
             lanes = [
-                Lane(spec, build_lane_devices(spec, buses, hubs), decider, self.clock)
+                Lane(spec, build_lane_devices(spec, buses, hubs, cfg.lpr), decider, self.clock)
                 for spec in cfg.lanes
             ]
             self.lanes = LaneManager(lanes, decider)

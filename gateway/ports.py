@@ -49,6 +49,9 @@ class DeviceLink(Protocol):
     def fault(self, message: str | None) -> None:
         """A fault the device itself reports (e.g. a barrier controller's fault input); None clears it."""
 
+    def lost(self, message: str) -> None:
+        """The device stopped answering while the driver keeps retrying by itself (a camera stream)."""
+
 
 class LoopDetector(Protocol):
     async def run(self, link: DeviceLink) -> None:

@@ -25,6 +25,11 @@ from gateway.api.controllers.charging import (
     StationController,
 )
 from gateway.api.controllers.lanes import LaneController
+from gateway.api.controllers.lpr import (
+    PlateListController,
+    PlateReadController,
+    SmartCameraController,
+)
 from gateway.api.controllers.pricing import DiscountController, PaymentController, RateController
 from gateway.api.controllers.sessions import SessionController
 from gateway.api.controllers.structure import LevelController, SpaceController, ZoneController
@@ -52,6 +57,9 @@ API_CONTROLLERS: list[Any] = [
     ChargingController,
     ReportController,
     LaneController,
+    SmartCameraController,
+    PlateReadController,
+    PlateListController,
 ]
 
 

@@ -8,8 +8,8 @@ the exit itself is recorded when the vehicle has passed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -19,20 +19,18 @@ from gateway.api.deps import Deps
 from gateway.domain.lanes import Credential, Decision, Mode
 from gateway.domain.plates import InvalidPlate, normalize_plate
 from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.evidence import EvidenceStore
 from gateway.lanes.config import LaneSpec
-from gateway.services import SYSTEM, Ctx, memberships, sessions
+from gateway.services import SYSTEM, Ctx, memberships, plates, sessions
 from gateway.store import outbox
 
 log = structlog.get_logger("gateway.lanes")
 
-# Filled in by the LPR issue: a plate list check returning "allow", "deny" or None.
-PlateListCheck = Callable[[Database, str, str], str | None]
-
 
 class Decider:
-    def __init__(self, deps: Deps, plate_lists: PlateListCheck | None = None) -> None:
+    def __init__(self, deps: Deps, evidence: EvidenceStore | None = None) -> None:
         self.deps = deps
-        self.plate_lists = plate_lists
+        self.evidence = evidence
 
     def _ctx(self) -> Ctx:
         return self.deps.ctx_for(SYSTEM)
@@ -40,15 +38,22 @@ class Decider:
     async def decide(self, lane: LaneSpec, credential: Credential, mode: Mode) -> Decision:
         try:
             if lane.kind == "entry":
-                return await self._entry(lane, credential)
-            return self._exit(lane, credential, mode)
+                decision = await self._entry(lane, credential)
+            else:
+                decision = self._exit(lane, credential, mode)
         except GatewayError as err:
-            return Decision(
+            decision = Decision(
                 allowed=False,
                 reason=str(err.extra.get("reason", "refused")),
                 credential=credential,
                 message=err.detail,
             )
+        if credential.read_id is not None:
+            read_id = credential.read_id
+            await self.deps.store.write(
+                lambda db: plates.link_decision(db, read_id, decision.session_id, decision.reason)
+            )
+        return decision
 
     # -- entry ---------------------------------------------------------------------------
     async def _entry(self, lane: LaneSpec, credential: Credential) -> Decision:
@@ -66,6 +71,11 @@ class Decider:
                 allowed=False, reason="unreadable", credential=credential, message="Plate not read"
             )
         ctx = self._ctx()
+        if plates.list_verdict(self.deps.store.reader, plate, lane.id, ctx.now) == "deny":
+            await self.audit("plate_denied", lane, {"plate": plate})
+            return Decision(
+                allowed=False, reason="denied", credential=credential, message="Entry not permitted"
+            )
         try:
             result = await self.deps.store.write(
                 lambda db: sessions.entry(db, ctx, license_plate=plate, entry_gate=lane.id)
@@ -107,19 +117,38 @@ class Decider:
     def _exit(self, lane: LaneSpec, credential: Credential, mode: Mode) -> Decision:
         db = self.deps.store.reader
         ctx = self._ctx()
+        verdict = None
         try:
             if credential.kind == "ticket":
                 session = sessions.find_for_exit(
                     db, ticket_number=credential.value.strip().upper(), license_plate=None
                 )
             else:
-                session = sessions.find_for_exit(
-                    db, ticket_number=None, license_plate=normalize_plate(credential.value)
-                )
+                plate = normalize_plate(credential.value)
+                found = plates.match_inside(db, plate)
+                if found.kind == "ambiguous":
+                    # Two vehicles inside are one misread away: never guess which one leaves.
+                    return Decision(
+                        allowed=False,
+                        reason="plate_uncertain",
+                        credential=credential,
+                        message="Plate not recognised with certainty - please use your ticket",
+                    )
+                matched = found.plate or plate
+                verdict = plates.list_verdict(db, matched, lane.id, ctx.now)
+                if verdict == "deny":
+                    return Decision(
+                        allowed=False,
+                        reason="denied",
+                        credential=credential,
+                        message="Exit not permitted - please call assistance",
+                    )
+                session = sessions.find_for_exit(db, ticket_number=None, license_plate=matched)
         except (NotFound, InvalidPlate):
-            if mode == "free_exit":
+            if mode == "free_exit" or verdict == "allow":
+                reason = "free_exit" if mode == "free_exit" else "allow_list"
                 return Decision(
-                    allowed=True, reason="free_exit", credential=credential, message="Free exit"
+                    allowed=True, reason=reason, credential=credential, message="Goodbye"
                 )
             return Decision(
                 allowed=False,
@@ -138,6 +167,8 @@ class Decider:
             )
         if mode == "free_exit":
             return Decision(allowed=True, reason="free_exit", message="Free exit", **common)
+        if verdict == "allow":
+            return Decision(allowed=True, reason="allow_list", message="Goodbye", **common)
         fee, status = sessions.owed(db, ctx, session)
         if status.amount_due > 0:
             reason = "grace_expired" if status.is_paid else "unpaid"
@@ -200,6 +231,41 @@ class Decider:
             )
 
         await self.deps.store.write(undo)
+
+    async def record_read(self, lane: LaneSpec, read: Any) -> int:
+        ctx = self._ctx()
+        vote = read.vote
+        return await self.deps.store.write(
+            lambda db: plates.record_read(
+                db,
+                ctx,
+                lane_id=lane.id,
+                camera_id=read.camera_id,
+                source=read.source,
+                plate=vote.text,
+                confidence=vote.confidence,
+                confident=read.confident,
+                reads=vote.reads,
+                alternatives=list(vote.alternatives),
+                first_seen=vote.first_seen,
+                last_seen=vote.last_seen,
+            )
+        )
+
+    async def store_evidence(self, read_id: int, read: Any) -> None:
+        """Write the read's pictures (in a thread) and keep the evidence within its quota."""
+        store = self.evidence
+        if store is None or (read.evidence.frame is None and read.evidence.crop is None):
+            return
+        frame_path, crop_path, size = await asyncio.to_thread(
+            store.save, read_id, read.vote.first_seen, read.evidence.frame, read.evidence.crop
+        )
+
+        def record(db: Database) -> None:
+            plates.set_evidence(db, read_id, frame_path, crop_path, size)
+            plates.enforce_quota(db, store.quota_bytes)
+
+        await self.deps.store.write(record)
 
     async def audit(self, event_type: str, lane: LaneSpec, data: dict[str, Any]) -> None:
         ctx = self._ctx()

@@ -98,6 +98,7 @@ class _Link:
         self.lane.post(DeviceFault(name, message) if message else DeviceRecovered(name))
 
     def lost(self, message: str) -> None:
+        """Also the DeviceLink method a driver that reconnects by itself (a camera) calls."""
         self.answered = False
         self.lane.devices_health[self.role] = f"fault: {message}"
         if not self.faulted:
@@ -126,6 +127,8 @@ class Lane:
         self.last_decision_at: datetime | None = None
         self.listeners: list[Callable[[Lane], None]] = []
         self.on_command_sent: Callable[[OpenBarrier | CloseBarrier, float], None] | None = None
+        self.read_listeners: list[Callable[[Lane, Any, int], None]] = []
+        self.last_read_latency_ms = 0.0
         self._tg: asyncio.TaskGroup | None = None
         self.log = log.bind(lane=spec.id)
 
@@ -156,6 +159,13 @@ class Lane:
                 self._supervise("safety_loop", self.devices.safety_loop.run),
                 name=f"lane[{self.spec.id}].safety_loop",
             )
+            camera = self.camera
+            if camera is not None:
+                camera.sink = self._on_read
+                self.devices_health["camera"] = "starting"
+                tg.create_task(
+                    self._supervise("camera", camera.run), name=f"lane[{self.spec.id}].camera"
+                )
             tg.create_task(self._barrier_worker(), name=f"lane[{self.spec.id}].commands")
             tg.create_task(self._ticker(), name=f"lane[{self.spec.id}].tick")
             tg.create_task(self._process(), name=f"lane[{self.spec.id}].events")
@@ -222,6 +232,8 @@ class Lane:
                 self._decided(event.decision, now)
             for command in commands:
                 self._execute(command)
+            if self.state.presence != before.presence and self.camera is not None:
+                self.camera.set_armed(self.state.presence)
             if self.state != before:
                 for listener in list(self.listeners):
                     listener(self)
@@ -308,6 +320,39 @@ class Lane:
             ),
             "audit",
         )
+
+    # -- the camera -------------------------------------------------------------------
+    @property
+    def camera(self) -> Any:
+        return self.devices.extra.get("camera")
+
+    def _on_read(self, read: Any) -> None:
+        """A voted plate read of this lane's camera (called on the loop)."""
+        self.last_read_latency_ms = (time.perf_counter() - read.triggered_at) * 1000
+        self._spawn(self._record_read(read), "plate_read")
+
+    async def _record_read(self, read: Any) -> None:
+        vote = read.vote
+        read_id = await self.decider.record_read(self.spec, read)
+        self.log.info(
+            "plate_read",
+            plate=vote.text,
+            confidence=vote.confidence,
+            confident=read.confident,
+            reads=vote.reads,
+            of=vote.total,
+            read_id=read_id,
+            ms_since_trigger=round(self.last_read_latency_ms, 1),
+        )
+        if read.confident:
+            self.present(
+                Credential(
+                    kind="plate", value=vote.text, confidence=vote.confidence, read_id=read_id
+                )
+            )
+        for listener in list(self.read_listeners):
+            listener(self, read, read_id)
+        await self.decider.store_evidence(read_id, read)
 
     # -- control ----------------------------------------------------------------------
     def open_by_operator(self, reason: str, actor: str | None) -> None:

@@ -311,3 +311,49 @@ ALTER TABLE sessions ADD COLUMN member_discount TEXT;
 ALTER TABLE payments ADD COLUMN ev_covered TEXT NOT NULL DEFAULT '0.00'
 """,
     )
+
+
+@MIGRATIONS(name="0003_plate_reads_and_lists")
+def plate_reads_and_lists(db: Database) -> None:
+    _run(
+        db,
+        """
+CREATE TABLE plate_reads (
+    id INTEGER PRIMARY KEY,
+    lane_id TEXT,
+    camera_id TEXT,
+    source TEXT NOT NULL CHECK (source IN ('camera', 'smart_camera')),
+    plate TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    confident INTEGER NOT NULL,
+    reads INTEGER NOT NULL DEFAULT 1,
+    alternatives TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(alternatives)),
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    frame_path TEXT,
+    crop_path TEXT,
+    evidence_bytes INTEGER NOT NULL DEFAULT 0,
+    session_id INTEGER REFERENCES sessions(id),
+    decision TEXT,
+    corrected_from TEXT,
+    corrected_by INTEGER REFERENCES users(id),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX plate_reads_lane ON plate_reads(lane_id, first_seen);
+CREATE INDEX plate_reads_plate ON plate_reads(plate);
+CREATE INDEX plate_reads_time ON plate_reads(first_seen);
+CREATE INDEX plate_reads_evidence ON plate_reads(id) WHERE evidence_bytes > 0;
+CREATE TABLE plate_lists (
+    id INTEGER PRIMARY KEY,
+    plate TEXT NOT NULL,
+    list TEXT NOT NULL CHECK (list IN ('allow', 'deny')),
+    lane_id TEXT,
+    reason TEXT,
+    valid_until TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX plate_lists_entry ON plate_lists(plate, IFNULL(lane_id, ''))
+""",
+    )

@@ -1,0 +1,227 @@
+"""Plate recognition: smart cameras' reads, the read log with its pictures, corrections, plate lists."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import cv2
+import numpy as np
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from msgspec import Meta, Struct
+
+from gateway.api.auth import PUBLIC, admin, staff
+from gateway.api.deps import Deps
+from gateway.api.params import Limit, Page, paged
+from gateway.api.schemas import PlateText
+from gateway.domain.plates import normalize_plate
+from gateway.errors import Invalid, NotFound, Unauthorized
+from gateway.services import Actor, plates, require, rows
+from gateway.timeutil import iso, utc
+
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+class SmartReadIn(Struct):
+    plate: PlateText
+    confidence: Annotated[float, Meta(ge=0, le=1)]
+    time: datetime | None = None
+    image: Annotated[str, Meta(max_length=3 * 1024 * 1024)] | None = None  # base64 JPEG/PNG
+    camera_id: Annotated[str, Meta(max_length=100)] | None = None
+
+
+class CorrectionIn(Struct):
+    plate: PlateText
+
+
+class ListEntryIn(Struct):
+    plate: PlateText
+    list: Literal["allow", "deny"]
+    lane_id: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    reason: Annotated[str, Meta(max_length=200)] | None = None
+    valid_until: datetime | None = None
+
+
+class SmartCameraController(Controller):
+    path = "/lpr"
+    tags = ["Plate recognition"]
+
+    @post("/reads", opt=PUBLIC, status_code=202)
+    async def smart_read(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Any, Any, Any],
+        data: JSONBody[SmartReadIn],
+    ) -> dict[str, Any]:
+        """A read from a camera that recognises plates on board (``X-API-Key``: its key)."""
+        key = request.headers.get("x-api-key", "")
+        lane = None
+        for candidate in deps.lanes.lanes.values():
+            camera = candidate.camera
+            if camera is not None and camera.api_key and hmac.compare_digest(camera.api_key, key):
+                lane = candidate
+        if lane is None:
+            raise Unauthorized("unknown camera key")
+        plate = normalize_plate(data.plate)
+        image = await asyncio.to_thread(_decode_image, data.image) if data.image else None
+        at = utc(data.time) if data.time else deps.clock.now()
+        lane.camera.external_read(plate, data.confidence, at, image)
+        return {"accepted": True, "lane_id": lane.spec.id, "plate": plate}
+
+
+def _read_file(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def _decode_image(text: str) -> np.ndarray:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise Invalid("image must be base64", field="image") from err
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise Invalid("image must be at most 2 MB", field="image")
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise Invalid("image is not a JPEG or PNG picture", field="image")
+    return image
+
+
+class PlateReadController(Controller):
+    path = "/plate-reads"
+    tags = ["Plate recognition"]
+    guards = [staff]
+
+    @get("/")
+    async def list_reads(
+        self,
+        deps: NamedDependency[Deps],
+        page: Page = 1,
+        limit: Limit = 20,
+        lane_id: FromQuery[str | None] = None,
+        plate: FromQuery[str | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+    ) -> dict[str, Any]:
+        """Newest first. ``plate`` matches the read or its correction."""
+        where: list[str] = []
+        params: list[Any] = []
+        if lane_id is not None:
+            where.append("lane_id = ?")
+            params.append(lane_id)
+        if plate is not None:
+            normal = normalize_plate(plate)
+            where.append("(plate = ? OR corrected_from = ?)")
+            params.extend([normal, normal])
+        if since is not None:
+            where.append("first_seen >= ?")
+            params.append(iso(utc(since)))
+        if until is not None:
+            where.append("first_seen < ?")
+            params.append(iso(utc(until)))
+        return paged(
+            deps.db,
+            key="reads",
+            table="plate_reads",
+            where=where,
+            params=params,
+            page=page,
+            limit=limit,
+            render=plates.read_view,
+            order="id DESC",
+        )
+
+    @get("/{read_id:int}")
+    async def get_read(self, deps: NamedDependency[Deps], read_id: FromPath[int]) -> dict[str, Any]:
+        return plates.read_view(require(deps.db, "plate_reads", read_id, "plate read"))
+
+    @get("/{read_id:int}/image", media_type="image/jpeg")
+    async def image(
+        self,
+        deps: NamedDependency[Deps],
+        read_id: FromPath[int],
+        kind: FromQuery[Literal["frame", "crop"]] = "frame",
+    ) -> Response[bytes]:
+        row = require(deps.db, "plate_reads", read_id, "plate read")
+        path = row[f"{kind}_path"]
+        content = await asyncio.to_thread(_read_file, path) if path else None
+        if content is None:
+            raise NotFound(
+                f"no {kind} picture for read {read_id} (none taken, or removed by the quota)"
+            )
+        return Response(content=content, media_type="image/jpeg")
+
+    @put("/{read_id:int}")
+    async def correct(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        read_id: FromPath[int],
+        data: JSONBody[CorrectionIn],
+    ) -> dict[str, Any]:
+        plate = normalize_plate(data.plate)
+        await deps.write(request, lambda db, ctx: plates.correct(db, ctx, read_id, plate))
+        return plates.read_view(require(deps.db, "plate_reads", read_id, "plate read"))
+
+
+class PlateListController(Controller):
+    path = "/plate-lists"
+    tags = ["Plate recognition"]
+    guards = [admin]
+
+    @get("/")
+    async def list_entries(
+        self,
+        deps: NamedDependency[Deps],
+        list_: Annotated[Literal["allow", "deny"] | None, QueryParameter(name="list")] = None,
+    ) -> list[dict[str, Any]]:
+        if list_ is None:
+            found = rows(deps.db, "SELECT * FROM plate_lists ORDER BY id")
+        else:
+            found = rows(deps.db, "SELECT * FROM plate_lists WHERE list = ? ORDER BY id", [list_])
+        return [plates.list_view(r) for r in found]
+
+    @post("/", status_code=201)
+    async def upsert(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        data: JSONBody[ListEntryIn],
+    ) -> dict[str, Any]:
+        """Add a plate to the allow or deny list of a lane (or the whole site); re-adding updates it."""
+        plate = normalize_plate(data.plate)
+        if data.lane_id is not None:
+            deps.lanes.get(data.lane_id)
+        until = utc(data.valid_until) if data.valid_until else None
+        entry_id = await deps.write(
+            request,
+            lambda db, ctx: plates.upsert_list_entry(
+                db,
+                ctx,
+                plate=plate,
+                list_type=data.list,
+                lane_id=data.lane_id,
+                reason=data.reason,
+                valid_until=until,
+            ),
+        )
+        return plates.list_view(require(deps.db, "plate_lists", entry_id, "plate list entry"))
+
+    @delete("/{entry_id:int}", status_code=200)
+    async def remove(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        entry_id: FromPath[int],
+    ) -> dict[str, Any]:
+        await deps.write(request, lambda db, ctx: plates.remove_list_entry(db, ctx, entry_id))
+        return {"message": f"plate list entry {entry_id} removed"}
