@@ -71,22 +71,27 @@ def bookings(
 
 
 def walk_ins(db: Database, ctx: Ctx, window: Window, zone_id: int | None) -> int:
-    """Vehicles parked without a reservation that may still be there during ``window``."""
+    """Vehicles parked without a reservation that may still be there during ``window``.
+
+    A vehicle that came on a reservation whose window is over (it overstays) is no longer
+    counted by that reservation, so it counts as a walk-in: it still takes a place.
+    """
     if window.start >= ctx.now + timedelta(hours=ctx.reservations.session_horizon_hours):
         return 0
+    unreserved = (
+        "s.status = 'active' AND (s.reservation_id IS NULL OR EXISTS (SELECT 1 FROM"
+        " reservations r WHERE r.id = s.reservation_id AND r.end_time <= ?))"
+    )
     if zone_id is None:
         return int(
-            scalar(
-                db,
-                "SELECT COUNT(*) FROM sessions WHERE status = 'active' AND reservation_id IS NULL",
-            )
+            scalar(db, f"SELECT COUNT(*) FROM sessions s WHERE {unreserved}", [iso(ctx.now)])
         )
     return int(
         scalar(
             db,
             "SELECT COUNT(*) FROM sessions s JOIN spaces p ON p.id = s.space_id"
-            " WHERE s.status = 'active' AND s.reservation_id IS NULL AND p.zone_id = ?",
-            [zone_id],
+            f" WHERE {unreserved} AND p.zone_id = ?",
+            [iso(ctx.now), zone_id],
         )
     )
 
@@ -151,7 +156,9 @@ def _check_window(ctx: Ctx, window: Window, *, started_ok: bool = False) -> None
     now = window.start if started_ok else ctx.now
     problem = ctx.reservation_policy.window_problem(window, now)
     if problem:
-        raise Invalid(problem, field="start_time" if "start" in problem else "end_time")
+        # "end_time must be after start_time" is about the end: only a problem that begins
+        # with "start_time" is the start's.
+        raise Invalid(problem, field="start_time" if problem.startswith("start") else "end_time")
 
 
 def create(
@@ -225,19 +232,29 @@ def _modifiable(ctx: Ctx, reservation: dict[str, Any]) -> None:
 
 
 def update(db: Database, ctx: Ctx, reservation_id: int, changes: dict[str, Any]) -> None:
+    # Check order (field reference 1.2): what the request says on its own (422), then the
+    # reservation (404), its owner (403), the rules needing stored values (422, 404), and
+    # only then its status and the other bookings (409).
+    if "start_time" in changes and "end_time" in changes:
+        # Both times given: end after start and the maximum length need nothing stored.
+        _check_window(ctx, Window(changes["start_time"], changes["end_time"]), started_ok=True)
     current = require(db, "reservations", reservation_id, "reservation")
     require_owner_or(ctx.actor, current["user_id"], staff=False, what="reservation")
-    _modifiable(ctx, current)
     start = changes.get("start_time", parse(current["start_time"]))
     end = changes.get("end_time", parse(current["end_time"]))
+    window = Window(start, end)
+    if (start, end) != (parse(current["start_time"]), parse(current["end_time"])):
+        _check_window(ctx, window, started_ok=start == parse(current["start_time"]))
     zone_id = changes.get("zone_id", current["zone_id"])
     space_id = changes.get("space_id", current["space_id"])
     if "zone_id" in changes and "space_id" not in changes and current["space_id"] is not None:
         space = require(db, "spaces", current["space_id"], "space")
         if space["zone_id"] != zone_id:
             space_id = None  # moving to another zone releases the old zone's space
+    if space_id is not None and "space_id" in changes and "zone_id" not in changes:
+        zone_id = None  # a space named alone brings its zone (as on create)
     zone_id, space_id = _resolve_place(db, zone_id, space_id)
-    window = Window(start, end)
+    _modifiable(ctx, current)
     moved = (start, end, zone_id, space_id) != (
         parse(current["start_time"]),
         parse(current["end_time"]),
@@ -245,7 +262,6 @@ def update(db: Database, ctx: Ctx, reservation_id: int, changes: dict[str, Any])
         current["space_id"],
     )
     if moved:
-        _check_window(ctx, window, started_ok=start == parse(current["start_time"]))
         _check_bookable(db, ctx, window, zone_id, space_id, current["vehicle_id"], reservation_id)
     values = {
         "start_time": iso(start),

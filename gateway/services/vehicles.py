@@ -140,7 +140,24 @@ def delete_vehicle(db: Database, ctx: Ctx, vehicle_id: int) -> None:
         db, "SELECT 1 FROM sessions WHERE vehicle_id = ? AND status = 'active'", [vehicle_id]
     ):
         raise Conflict("vehicle is inside the car park (active session); it cannot be removed")
-    if scalar(db, "SELECT 1 FROM sessions WHERE vehicle_id = ? LIMIT 1", [vehicle_id]):
+    booked = one(
+        db,
+        "SELECT confirmation_number FROM reservations WHERE vehicle_id = ?"
+        " AND status IN ('pending', 'confirmed', 'checked_in') AND end_time > ? LIMIT 1",
+        [vehicle_id, iso(ctx.now)],
+    )
+    if booked:
+        raise Conflict(
+            f"vehicle has reservation {booked['confirmation_number']}; cancel it first",
+            confirmation_number=booked["confirmation_number"],
+        )
+    # Past reservations are history like sessions: they keep the row too.
+    if scalar(
+        db,
+        "SELECT 1 FROM sessions WHERE vehicle_id = ?"
+        " UNION ALL SELECT 1 FROM reservations WHERE vehicle_id = ? LIMIT 1",
+        [vehicle_id, vehicle_id],
+    ):
         db.execute(
             "UPDATE vehicles SET user_id = NULL, updated_at = ? WHERE id = ?",
             [iso(ctx.now), vehicle_id],
