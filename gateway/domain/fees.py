@@ -138,8 +138,14 @@ def started_hours(minutes: int) -> int:
     return max(1, math.ceil(minutes / 60))
 
 
-def price_parking(minutes: int, chosen: ChosenRates, end: datetime) -> ParkingPrice:
-    """The parking fee of a stay of ``minutes`` ending at ``end``, with its breakdown lines."""
+def price_parking(
+    minutes: int, chosen: ChosenRates, end: datetime, *, grace: bool = True
+) -> ParkingPrice:
+    """The parking fee of a stay of ``minutes`` ending at ``end``, with its breakdown lines.
+
+    ``grace=False`` prices a part of a stay that is already past its grace period (what a
+    member's included time leaves to pay): the grace period is for short stays only.
+    """
     rate = chosen.pricing_rate
     if rate is None:
         return ParkingPrice(
@@ -150,13 +156,13 @@ def price_parking(minutes: int, chosen: ChosenRates, end: datetime) -> ParkingPr
             hourly_amount=None,
         )
     hourly_amount = _hourly_amount(chosen.hourly, end) if chosen.hourly else None
-    grace = rate.grace_period_minutes
-    if grace > 0 and minutes <= grace:
+    grace_minutes = rate.grace_period_minutes
+    if grace and grace_minutes > 0 and minutes <= grace_minutes:
         return ParkingPrice(
             base_fee=ZERO,
-            lines=(FeeLine(f"Within grace period ({grace} min)", ZERO),),
+            lines=(FeeLine(f"Within grace period ({grace_minutes} min)", ZERO),),
             within_grace=True,
-            grace_period_minutes=grace,
+            grace_period_minutes=grace_minutes,
             hourly_amount=hourly_amount,
         )
     if rate is chosen.flat:
@@ -173,7 +179,7 @@ def price_parking(minutes: int, chosen: ChosenRates, end: datetime) -> ParkingPr
         base_fee=cents(sum((line.amount for line in lines), ZERO)),
         lines=lines,
         within_grace=False,
-        grace_period_minutes=grace,
+        grace_period_minutes=grace_minutes,
         hourly_amount=hourly_amount,
     )
 
@@ -263,10 +269,11 @@ def calculate_fee(
     charged = parking.base_fee
     discounts = ZERO
     if member is not None and member.has_allowance and charged > 0:
-        # Included time first: the member pays only for what the stay exceeds it by.
+        # Included time first: the member pays only for what the stay exceeds it by. The stay
+        # is past its grace period (charged > 0), so the rest is billed without one (9.2).
         assert member.included_minutes_left is not None
         rest = minutes - member.included_minutes_left
-        after = price_parking(rest, chosen, end).base_fee if rest > 0 else ZERO
+        after = price_parking(rest, chosen, end, grace=False).base_fee if rest > 0 else ZERO
         included = max(ZERO, charged - after)
         covered_hours = min(minutes, member.included_minutes_left) / 60
         lines.append(FeeLine(f"Membership included hours ({covered_hours:.2f} h)", -included))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -70,6 +70,12 @@ class Ctx:
     def today(self) -> date:
         """The site's local calendar day."""
         return self.now.astimezone(ZoneInfo(self.timezone)).date()
+
+    @property
+    def utc_today(self) -> date:
+        """The UTC calendar day: the API's ``date`` values (membership terms, installation
+        dates) are UTC dates (field reference 1.1), as are the entry dates they are compared to."""
+        return self.now.astimezone(UTC).date()
 
 
 def one(db: Database, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:

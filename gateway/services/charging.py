@@ -47,7 +47,7 @@ def create_station(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     space = require(db, "spaces", values["space_id"], "space")
     if one(db, "SELECT id FROM ev_stations WHERE space_id = ?", [space["id"]]):
         raise Conflict(f"space {space['space_number']} already has a charging station")
-    values = {**values, "installed_at": (values.get("installed_at") or ctx.today).isoformat()}
+    values = {**values, "installed_at": (values.get("installed_at") or ctx.utc_today).isoformat()}
     station_id = stamp_insert(db, "ev_stations", {**values, "status": "available"}, ctx.now)
     stamp_update(db, "spaces", space["id"], {"is_ev_charging": True}, ctx.now)
     outbox.append(db, "ev_station_created", {"station_id": station_id, **values}, ctx.now)

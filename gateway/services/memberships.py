@@ -9,7 +9,7 @@ transitions with their events (:func:`sweep`).
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -157,7 +157,7 @@ def subscribe(
             raise Forbidden(f"vehicle {vehicle_id} is not yours")
     if not plan["is_active"]:
         raise Conflict("this plan is no longer offered")
-    today = ctx.today
+    today = ctx.utc_today
     if active_membership_of(db, user_id, today):
         raise Conflict("you already have an active membership")
     for vehicle_id in wanted:
@@ -214,8 +214,8 @@ def _vehicle_free(db: Database, vehicle_id: int, today: date, exclude: int | Non
 def cancel(db: Database, ctx: Ctx, membership_id: int) -> None:
     m = require(db, "memberships", membership_id, "membership")
     require_owner_or(ctx.actor, m["user_id"], staff=False, what="membership")
-    if effective_status(m, ctx.today) != "active":
-        raise Conflict(f"membership is {effective_status(m, ctx.today)}")
+    if effective_status(m, ctx.utc_today) != "active":
+        raise Conflict(f"membership is {effective_status(m, ctx.utc_today)}")
     db.execute(
         "UPDATE memberships SET status = 'cancelled', cancelled_at = ?, auto_renew = 0, updated_at = ?"
         " WHERE id = ?",
@@ -229,7 +229,7 @@ def renew(db: Database, ctx: Ctx, membership_id: int) -> int | None:
     m = require(db, "memberships", membership_id, "membership")
     require_owner_or(ctx.actor, m["user_id"], staff=False, what="membership")
     plan = require(db, "membership_plans", m["plan_id"], "membership plan")
-    today = ctx.today
+    today = ctx.utc_today
     status = effective_status(m, today)
     if status == "active":
         start = date.fromisoformat(m["end_date"])
@@ -263,7 +263,7 @@ def renew(db: Database, ctx: Ctx, membership_id: int) -> int | None:
 def sweep(db: Database, ctx: Ctx) -> int:
     """Persist term ends: auto-renew what asks for it, expire the rest. Returns the count."""
     changed = 0
-    today = ctx.today
+    today = ctx.utc_today
     for m in rows(
         db,
         "SELECT * FROM memberships WHERE status = 'active' AND end_date < ?",
@@ -345,15 +345,23 @@ def benefit_for(db: Database, session: dict[str, Any], today: date) -> MemberBen
 
 
 def term_sessions(db: Database, membership: dict[str, Any]) -> list[dict[str, Any]]:
-    """Stays of the membership's vehicles that entered during its current term."""
-    return list(
-        rows(
-            db,
-            "SELECT s.* FROM sessions s JOIN membership_vehicles mv ON mv.vehicle_id = s.vehicle_id"
-            " WHERE mv.membership_id = ? AND s.entry_time >= ? AND s.status != 'cancelled'",
-            [membership["id"], membership["start_date"]],
-        )
+    """Stays of the membership's vehicles that entered during its current term.
+
+    The term ends with its ``end_date`` (unless it renews itself: the sweep moves the date)
+    or when the membership was cancelled; stays after that are no member's stays.
+    """
+    sql = (
+        "SELECT s.* FROM sessions s JOIN membership_vehicles mv ON mv.vehicle_id = s.vehicle_id"
+        " WHERE mv.membership_id = ? AND s.entry_time >= ? AND s.status != 'cancelled'"
     )
+    params: list[Any] = [membership["id"], membership["start_date"]]
+    if not membership["auto_renew"]:
+        sql += " AND s.entry_time < ?"
+        params.append((date.fromisoformat(membership["end_date"]) + timedelta(days=1)).isoformat())
+    if membership["cancelled_at"] is not None:
+        sql += " AND s.entry_time < ?"
+        params.append(membership["cancelled_at"])
+    return list(rows(db, sql, params))
 
 
 def _hours(sessions: list[dict[str, Any]], now: datetime) -> float:
@@ -391,6 +399,6 @@ def usage(db: Database, ctx: Ctx, membership_id: int) -> dict[str, Any]:
         "hours_remaining": remaining,
         "sessions_count": len(stays),
         "savings_to_date": float(cents(savings)),
-        "days_remaining": max(0, (date.fromisoformat(m["end_date"]) - ctx.today).days),
-        "status": effective_status(m, ctx.today),
+        "days_remaining": max(0, (date.fromisoformat(m["end_date"]) - ctx.utc_today).days),
+        "status": effective_status(m, ctx.utc_today),
     }

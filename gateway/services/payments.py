@@ -11,7 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from gateway.domain.discounts import discount_amount, unusable_reason
-from gateway.domain.fees import fee_covered, minutes_left
+from gateway.domain.fees import exit_status, minutes_left
 from gateway.domain.money import ZERO, cents
 from gateway.errors import Conflict, Invalid, NotFound, PaymentRequired
 from gateway.services import Ctx, one, require, scalar
@@ -33,6 +33,7 @@ class Quote:
     """What a payment for the session would be now, before anything is recorded."""
 
     due_before_code: Decimal
+    parking_due: Decimal  # the part of it a code may reduce (never charging: 17.2)
     discount_id: int | None
     discount_amount: Decimal
     total: Decimal
@@ -43,7 +44,14 @@ class Quote:
 def quote(db: Database, ctx: Ctx, session: dict[str, Any], code: str | None) -> Quote:
     fee = session_fee(db, session, None, ctx.now)
     payments = completed_payments(db, session["id"])
-    due = max(ZERO, cents(fee.total - fee_covered(payments)))
+    # The same amount the barrier asks for (11.3): inside the exit window of the latest
+    # payment only charging billed since is owed, not parking hours started meanwhile.
+    due = exit_status(
+        fee.total, payments, ctx.now, ctx.exit_window, ev_charging=fee.ev_charging
+    ).amount_due
+    # Codes reduce parking, never charging (17.2): take the unpaid charging out first.
+    covered_ev = max((p.ev_covered for p in payments), default=ZERO)
+    parking_due = max(ZERO, due - max(ZERO, fee.ev_charging - covered_ev))
     discount_id, off = None, ZERO
     if code:
         found = load_discount(db, code)
@@ -60,12 +68,10 @@ def quote(db: Database, ctx: Ctx, session: dict[str, Any], code: str | None) -> 
             raise Invalid(reason, field="discount_code")
         assert found is not None
         discount_id = found[0].id
-        # Codes reduce parking, never charging (17.2): take the unpaid charging out first.
-        covered_ev = max((p.ev_covered for p in payments), default=ZERO)
-        parking_due = max(ZERO, due - max(ZERO, fee.ev_charging - covered_ev))
         off = discount_amount(found[0], parking_due, fee.hourly_amount)
     return Quote(
         due_before_code=due,
+        parking_due=parking_due,
         discount_id=discount_id,
         discount_amount=off,
         total=cents(due - off),

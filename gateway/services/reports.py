@@ -73,7 +73,7 @@ def dashboard(db: Database, ctx: Ctx) -> dict[str, Any]:
         "active_memberships": scalar(
             db,
             "SELECT COUNT(*) FROM memberships WHERE status = 'active' AND end_date >= ?",
-            [ctx.today.isoformat()],
+            [ctx.utc_today.isoformat()],
         ),
         "ev_stations_total": sum(stations.values()),
         "ev_stations_available": stations.get("available", 0),

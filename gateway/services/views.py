@@ -293,7 +293,7 @@ class BookingViews(Views):
             "vehicle_ids": vehicle_ids(self.db, row["id"]),
             "start_date": row["start_date"],
             "end_date": row["end_date"],
-            "status": effective_status(row, self.ctx.today),
+            "status": effective_status(row, self.ctx.utc_today),
             "auto_renew": bool(row["auto_renew"]),
             "payment_method": row["payment_method"],
             "payment_method_id": row["payment_method_id"],

@@ -313,7 +313,7 @@ class MembershipController(Controller):
             where.append("user_id = ?")
             params.append(request.user.id)
         if status is not None:
-            today = ctx.today.isoformat()
+            today = ctx.utc_today.isoformat()
             if status == "expired":
                 where.append(
                     "(status = 'expired' OR (status = 'active' AND auto_renew = 0 AND end_date < ?))"

@@ -294,7 +294,7 @@ class DiscountController(Controller):
         if reason is None and session is not None and found is not None:
             q = quote(deps.db, ctx, session, None)
             amount = money(
-                discount_amount(found[0], q.due_before_code, stay.hourly_amount if stay else None)
+                discount_amount(found[0], q.parking_due, stay.hourly_amount if stay else None)
             )
         return {
             "is_valid": reason is None,
