@@ -118,6 +118,50 @@ class LprConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MqttConfig:
+    """The link to the central system's broker. Off unless a host is configured."""
+
+    host: str = ""
+    port: int = 1883
+    client_id: str = ""  # default: carpark-<site id>
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""  # TLS when set (with an optional client certificate below)
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive: int = 30
+    topic_prefix: str = ""  # default: carpark/<site id>
+    max_inflight: int = 200  # QoS 1 publishes awaiting their PUBACK
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpPushConfig:
+    """``[upstream.http]``: POST outbox events in batches to the central system."""
+
+    url: str = ""
+    token: str = ""
+    batch_size: int = 500
+    timeout_s: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncConfig:
+    """The outbox's life: who may pull it, how long delivered events stay, when to worry."""
+
+    api_key: str = ""  # X-Sync-Key for GET /api/v1/sync/events (admins may pull too)
+    retention_days: int = 7  # delivered events older than this are pruned; undelivered never
+    backlog_alarm: int = 100_000  # undelivered events that raise an outbox_backlog alarm
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, JSON lines otherwise
@@ -138,6 +182,9 @@ class Config:
     modbus: Mapping[str, Any] = field(default_factory=dict)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     lpr: LprConfig = field(default_factory=LprConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    upstream_http: HttpPushConfig = field(default_factory=HttpPushConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     source: str = "<defaults>"
 
     @property
@@ -158,6 +205,13 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CARPARK_LOG_LEVEL": ("logging", "level"),
     "CARPARK_LOG_FORMAT": ("logging", "format"),
     "CARPARK_LPR_DIR": ("lpr", "directory"),
+    "CARPARK_MQTT_HOST": ("mqtt", "host"),
+    "CARPARK_MQTT_PORT": ("mqtt", "port"),
+    "CARPARK_MQTT_USERNAME": ("mqtt", "username"),
+    "CARPARK_MQTT_PASSWORD": ("mqtt", "password"),
+    "CARPARK_UPSTREAM_HTTP_URL": ("upstream_http", "url"),
+    "CARPARK_UPSTREAM_HTTP_TOKEN": ("upstream_http", "token"),
+    "CARPARK_SYNC_API_KEY": ("sync", "api_key"),
 }
 
 _SECTIONS: dict[str, type] = {
@@ -169,6 +223,8 @@ _SECTIONS: dict[str, type] = {
     "reservations": ReservationsConfig,
     "charging": ChargingConfig,
     "lpr": LprConfig,
+    "mqtt": MqttConfig,
+    "sync": SyncConfig,
     "logging": LoggingConfig,
 }
 
@@ -210,12 +266,22 @@ def build_config(raw: Mapping[str, Any], *, source: str = "<dict>") -> Config:
     lanes = parse_lanes(raw.get("lanes"))
     sections["lanes"] = lanes
     sections["simulation"] = parse_simulation(raw.get("simulation"), lanes)
+    upstream = raw.get("upstream", {})
+    if not isinstance(upstream, Mapping) or set(upstream) - {"http"}:
+        raise ConfigError("[upstream] holds only [upstream.http]")
+    sections["upstream_http"] = _build_section(
+        "upstream.http", HttpPushConfig, upstream.get("http", {})
+    )
+    flat_http = raw.get("upstream_http")  # what CARPARK_UPSTREAM_HTTP_* overrides write
+    if flat_http:
+        merged = {**upstream.get("http", {}), **flat_http}
+        sections["upstream_http"] = _build_section("upstream.http", HttpPushConfig, merged)
     modbus = raw.get("modbus", {})
     if not isinstance(modbus, Mapping) or not all(isinstance(v, Mapping) for v in modbus.values()):
         raise ConfigError("[modbus] must hold one table per connection, e.g. [modbus.io1]")
     sections["modbus"] = modbus
     for name, value in raw.items():
-        if name in ("lanes", "simulation", "modbus"):
+        if name in ("lanes", "simulation", "modbus", "upstream", "upstream_http"):
             continue
         if name not in _SECTIONS:
             raise ConfigError(f"unknown section [{name}]")
@@ -292,6 +358,16 @@ def _validate(config: Config) -> None:
         raise ConfigError("charging.idle_fee_per_minute must be a decimal number") from err
     if not idle.is_finite() or idle < 0:
         raise ConfigError("charging.idle_fee_per_minute must be >= 0")
+    if config.mqtt.enabled and not 0 < config.mqtt.port < 65536:
+        raise ConfigError("mqtt.port must be a TCP port")
+    if config.mqtt.keepalive < 5 or config.mqtt.max_inflight < 1:
+        raise ConfigError("mqtt.keepalive must be >= 5 s and mqtt.max_inflight >= 1")
+    if config.upstream_http.enabled and not config.upstream_http.url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError("upstream.http.url must be an http:// or https:// URL")
+    if config.sync.retention_days < 0 or config.sync.backlog_alarm < 1:
+        raise ConfigError("[sync] retention_days >= 0 and backlog_alarm >= 1")
     lpr = config.lpr
     if (
         not 0 <= lpr.padding <= 1

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -34,11 +35,17 @@ from gateway.evidence import EvidenceStore
 from gateway.lanes.decisions import Decider
 from gateway.lanes.engine import Lane
 from gateway.lanes.manager import LaneManager
+from gateway.metrics import Metrics
 from gateway.ports import Charger
 from gateway.services import SYSTEM, Ctx, memberships, reservations
 from gateway.store import Store
+from gateway.store.outbox import append as record_event
 from gateway.systemd import notify, watchdog_interval, watchdog_loop
 from gateway.timeutil import Clock, SystemClock
+from gateway.upstream import outbox
+from gateway.upstream.commands import CommandHandler
+from gateway.upstream.http_push import HttpPushRelay
+from gateway.upstream.mqtt import MqttBridge
 
 log = structlog.get_logger("gateway.daemon")
 
@@ -58,6 +65,7 @@ class Daemon:
         self.charger: Charger = SimulatedCharger()
         self.lanes: LaneManager | None = None
         self.deps: Deps | None = None
+        self.metrics: Metrics | None = None
         self.store: Store | None = None
         self.server: uvicorn.Server | None = None
         self.ready = threading.Event()  # set once the API is serving (tests wait on it)
@@ -89,7 +97,15 @@ class Daemon:
             applied = store.migrate()
             if applied:
                 log.info("migrations_applied", names=applied)
-            deps = Deps(store=store, config=cfg, clock=self.clock, charger=self.charger)
+            channels = [
+                name
+                for name, on in (("mqtt", cfg.mqtt.enabled), ("http", cfg.upstream_http.enabled))
+                if on
+            ]
+            self.metrics = metrics = Metrics(store, lambda: channels)
+            deps = Deps(
+                store=store, config=cfg, clock=self.clock, charger=self.charger, metrics=metrics
+            )
             # Devices are built (and their options checked) before anything starts serving.
             buses.update(build_buses(cfg.modbus))
             hubs: dict[str, SerialLineHub] = {}
@@ -100,7 +116,14 @@ class Daemon:
             ]
             self.lanes = LaneManager(lanes, decider)
             deps = replace(deps, lanes=self.lanes)
+            decider.metrics = metrics
             self.deps = deps
+            upstream: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+            if cfg.mqtt.enabled:
+                bridge = MqttBridge(deps, cfg.mqtt, CommandHandler(deps, self.lanes), metrics)
+                upstream.append(("mqtt", bridge.run))
+            if cfg.upstream_http.enabled:
+                upstream.append(("http-push", HttpPushRelay(deps, cfg.upstream_http, metrics).run))
             app = create_app(deps)
             self.server = server = _EmbeddedServer(
                 uvicorn.Config(
@@ -120,9 +143,12 @@ class Daemon:
                 helpers = [
                     tg.create_task(self._announce_ready(server), name="ready"),
                     tg.create_task(
-                        supervised("housekeeping", lambda: housekeeping(deps)), name="housekeeping"
+                        supervised("housekeeping", lambda: housekeeping(deps, channels)),
+                        name="housekeeping",
                     ),
                 ]
+                for name, run in upstream:
+                    helpers.append(tg.create_task(supervised(name, run), name=name))
                 helpers.append(tg.create_task(self.lanes.run(), name="lanes"))
                 if cfg.simulation.enabled:
                     simulator = SiteSimulator(deps, self.lanes, cfg.simulation)
@@ -164,17 +190,44 @@ class Daemon:
 HOUSEKEEPING_INTERVAL = 60.0
 
 
-async def housekeeping(deps: Deps) -> None:
-    """Persist what time alone changes: reservation no-shows, membership term ends."""
+async def housekeeping(deps: Deps, channels: list[str]) -> None:
+    """What time alone changes: reservation no-shows, membership terms, the outbox's retention.
+
+    Delivered events are pruned after ``sync.retention_days``; undelivered ones never are.
+    When the undelivered backlog passes ``sync.backlog_alarm`` an ``outbox_backlog_alarm``
+    event is raised (once per crossing) and the site keeps working: a car park does not
+    stop because its central system is down.
+    """
+    alarmed = False
     while True:
         ctx = deps.ctx_for(SYSTEM)
+        retention = timedelta(days=deps.config.sync.retention_days)
+        threshold = deps.config.sync.backlog_alarm
 
-        def sweep(db: Database, ctx: Ctx = ctx) -> tuple[int, int]:
-            return reservations.mark_no_shows(db, ctx), memberships.sweep(db, ctx)
+        def sweep(
+            db: Database,
+            ctx: Ctx = ctx,
+            alarmed: bool = alarmed,
+            retention: timedelta = retention,
+            threshold: int = threshold,
+        ) -> tuple[int, int, int, bool]:
+            no_shows, terms = reservations.mark_no_shows(db, ctx), memberships.sweep(db, ctx)
+            pruned = outbox.prune(db, channels, ctx.now - retention)
+            backlog = max((outbox.depth(db, c)[0] for c in channels), default=0)
+            if backlog > threshold and not alarmed:
+                record_event(
+                    db,
+                    "outbox_backlog_alarm",
+                    {"undelivered": backlog, "threshold": threshold},
+                    ctx.now,
+                )
+            return no_shows, terms, pruned, backlog > threshold
 
-        no_shows, terms = await deps.store.write(sweep)
-        if no_shows or terms:
-            log.info("housekeeping_done", no_shows=no_shows, memberships=terms)
+        no_shows, terms, pruned, alarmed = await deps.store.write(sweep)
+        if no_shows or terms or pruned:
+            log.info(
+                "housekeeping_done", no_shows=no_shows, memberships=terms, pruned_events=pruned
+            )
         await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
 

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -220,3 +221,107 @@ class SerialLink:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(5)
+
+
+class Broker:
+    """A real Mosquitto on a free port, which the test can stop, kill and restart.
+
+    Persistence is on (saved every second and at a clean stop) so that the central
+    subscriber's session, and the messages queued for it, survive a broker restart the
+    way they do on a production broker.
+    """
+
+    def __init__(self, directory: str) -> None:
+        import shutil
+
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        self.dir = directory
+        self.conf = os.path.join(directory, "mosquitto.conf")
+        with open(self.conf, "w") as f:
+            f.write(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                f"persistence_location {directory}/\nautosave_interval 1\nmax_queued_messages 0\n"
+                "max_inflight_messages 0\nset_tcp_nodelay true\n"
+                # As root, mosquitto would drop to its own user and fail to write its
+                # persistence file in our temporary folder.
+                + ("user root\n" if os.geteuid() == 0 else "")
+            )
+        self.proc: Any = None
+
+    def start(self) -> Broker:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+        def up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(up, what="mosquitto listening")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+class Central:
+    """The central system: a paho MQTT 5 client with a persistent session, collecting messages."""
+
+    def __init__(self, port: int, topic: str, client_id: str = "central") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.messages: list[tuple[str, bytes, bool, Any]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self.client.reconnect_delay_set(0.05, 0.5)
+        self.topic = topic
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+
+        def on_connect(
+            client: Any, userdata: Any, flags: Any, reason: Any, properties: Any
+        ) -> None:
+            client.subscribe(self.topic, qos=1)
+
+        def on_message(client: Any, userdata: Any, message: Any) -> None:
+            with self._lock:
+                self.messages.append(
+                    (message.topic, message.payload, message.retain, message.properties)
+                )
+
+        self.client.on_connect = on_connect
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def on(self, prefix: str) -> list[tuple[str, bytes, bool, Any]]:
+        with self._lock:
+            return [m for m in self.messages if m[0].startswith(prefix)]
+
+    def events(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(payload) for topic, payload, _, _ in self.on("") if "/events/" in topic]
+
+    def publish(self, topic: str, payload: str | bytes, properties: Any = None) -> None:
+        self.client.publish(topic, payload, qos=1, properties=properties).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -33,6 +33,7 @@ from gateway.api.controllers.lpr import (
 from gateway.api.controllers.pricing import DiscountController, PaymentController, RateController
 from gateway.api.controllers.sessions import SessionController
 from gateway.api.controllers.structure import LevelController, SpaceController, ZoneController
+from gateway.api.controllers.sync import SyncController, metrics
 from gateway.api.controllers.vehicles import VehicleController, VehicleTypeController
 from gateway.api.deps import Deps
 from gateway.api.errors import EXCEPTION_HANDLERS
@@ -60,6 +61,7 @@ API_CONTROLLERS: list[Any] = [
     SmartCameraController,
     PlateReadController,
     PlateListController,
+    SyncController,
 ]
 
 
@@ -99,7 +101,8 @@ def create_app(
         return auth.on_app_init(config)
 
     return Litestar(
-        route_handlers=[api, health],
+        route_handlers=[api, health, metrics],
+        middleware=[deps.metrics.middleware()] if deps.metrics is not None else [],
         dependencies={
             "deps": Provide(lambda: deps, use_cache=True, sync_to_thread=False),
         },

@@ -29,6 +29,8 @@ class Deps:
     charger: Charger
     # The lanes (gateway.lanes.manager.LaneManager), set by the composition root.
     lanes: Any = None
+    # Prometheus metrics (gateway.metrics.Metrics), set by the composition root.
+    metrics: Any = None
     # The JWT backend (litestar's OAuth2PasswordBearerAuth), set by create_app; it issues tokens.
     auth: Any = None
 

@@ -31,6 +31,7 @@ class Decider:
     def __init__(self, deps: Deps, evidence: EvidenceStore | None = None) -> None:
         self.deps = deps
         self.evidence = evidence
+        self.metrics: Any = None  # gateway.metrics.Metrics, set by the composition root
 
     def _ctx(self) -> Ctx:
         return self.deps.ctx_for(SYSTEM)
@@ -48,6 +49,10 @@ class Decider:
                 credential=credential,
                 message=err.detail,
             )
+        if self.metrics is not None:
+            self.metrics.decisions.labels(
+                lane.id, str(decision.allowed).lower(), decision.reason
+            ).inc()
         if credential.read_id is not None:
             read_id = credential.read_id
             await self.deps.store.write(

@@ -98,6 +98,7 @@ class Store:
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store-reader")
         self._thread_local = threading.local()
         self._closed = False
+        self._commit_listeners: list[Callable[[], None]] = []
 
     # -- schema ---------------------------------------------------------------
     def migrate(self) -> list[str]:
@@ -119,7 +120,14 @@ class Store:
     async def write(self, fn: Callable[[Database], T]) -> T:
         """Run ``fn`` as one transaction in the writer thread; returns after the durable commit."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._run_write, fn)
+        result = await loop.run_in_executor(self._writer, self._run_write, fn)
+        for listener in self._commit_listeners:
+            listener()
+        return result
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` on the event loop after every commit of :meth:`write` (relays wake up)."""
+        self._commit_listeners.append(listener)
 
     def write_sync(self, fn: Callable[[Database], T]) -> T:
         """The same for synchronous callers (CLI, tests, benchmarks' setup)."""

@@ -357,3 +357,25 @@ CREATE TABLE plate_lists (
 CREATE UNIQUE INDEX plate_lists_entry ON plate_lists(plate, IFNULL(lane_id, ''))
 """,
     )
+
+
+@MIGRATIONS(name="0004_upstream")
+def upstream(db: Database) -> None:
+    _run(
+        db,
+        """
+CREATE TABLE outbox_cursors (
+    channel TEXT PRIMARY KEY,
+    delivered_id INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE commands (
+    request_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    result TEXT NOT NULL CHECK (json_valid(result)),
+    received_at TEXT NOT NULL
+);
+CREATE INDEX outbox_occurred ON outbox(occurred_at)
+""",
+    )

@@ -1,0 +1,289 @@
+"""The MQTT link to the central system (aiomqtt, MQTT 5).
+
+Topics under ``carpark/{site_id}`` (or ``mqtt.topic_prefix``):
+
+* ``status``: retained ``online`` once connected; the last will publishes a retained
+  ``offline`` when the gateway dies, so the central system sees a dead site.
+* ``events/{type}``: every outbox event, oldest first, QoS 1. The channel's cursor moves
+  only over events whose PUBACK arrived, so after a broker outage, a reconnect or a
+  restart the relay resumes from the oldest unacknowledged event. Duplicates are
+  possible (an acknowledgement received but not yet recorded); the central system
+  deduplicates by ``event_id`` and orders by ``sequence``.
+* ``state/lanes/{id}``, ``state/zones/{id}``, ``state/ev-stations/{id}``: retained current
+  state, republished on change.
+* ``cmd/{name}`` in, ``cmd/{name}/result`` out (and the MQTT 5 response topic with its
+  correlation data when the request carries one): see :mod:`gateway.upstream.commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import ssl
+import time
+from typing import Any
+
+import aiomqtt
+import structlog
+from aiomqtt import ProtocolVersion, Will
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.api.deps import Deps
+from gateway.config import MqttConfig
+from gateway.services import rows
+from gateway.upstream import outbox
+from gateway.upstream.commands import CommandHandler
+
+log = structlog.get_logger("gateway.upstream.mqtt")
+CHANNEL = "mqtt"
+BATCH = 1000
+
+
+class MqttBridge:
+    def __init__(
+        self, deps: Deps, config: MqttConfig, commands: CommandHandler, metrics: Any
+    ) -> None:
+        self.deps, self.config, self.commands, self.metrics = deps, config, commands, metrics
+        self.site_id = deps.config.site.id
+        self.prefix = (config.topic_prefix or f"carpark/{self.site_id}").rstrip("/")
+        self.connected = False
+        self._wake = asyncio.Event()
+        self._state_dirty = asyncio.Event()
+        self._published_state: dict[str, str] = {}
+        self._pending_cursor = 0
+        self._cursor_saved = asyncio.Event()
+        deps.store.on_commit(self._on_commit)
+        if deps.lanes is not None:
+            for lane in deps.lanes.lanes.values():
+                lane.listeners.append(lambda _lane: self._state_dirty.set())
+
+    def _on_commit(self) -> None:
+        self._wake.set()
+        self._state_dirty.set()
+
+    # -- connection -----------------------------------------------------------------------
+    def _client(self) -> aiomqtt.Client:
+        c = self.config
+        tls = None
+        if c.ca_file:
+            tls = ssl.create_default_context(cafile=c.ca_file)
+            if c.cert_file:
+                tls.load_cert_chain(c.cert_file, c.key_file or None)
+        return aiomqtt.Client(
+            c.host,
+            c.port,
+            identifier=c.client_id or f"carpark-{self.site_id}",
+            username=c.username or None,
+            password=c.password or None,
+            keepalive=c.keepalive,
+            protocol=ProtocolVersion.V5,
+            tls_context=tls,
+            timeout=10,
+            will=Will(f"{self.prefix}/status", "offline", qos=1, retain=True),
+            max_inflight_messages=c.max_inflight,
+            max_queued_outgoing_messages=None,
+        )
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                async with self._client() as client:
+                    self.connected = True
+                    self.metrics.reconnects.labels(CHANNEL).inc()
+                    log.info(
+                        "mqtt_connected",
+                        host=self.config.host,
+                        port=self.config.port,
+                        prefix=self.prefix,
+                    )
+                    await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
+                    await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
+                    self._published_state.clear()  # a new session: republish the state
+                    self._state_dirty.set()
+                    try:
+                        async with asyncio.TaskGroup() as tg:
+                            tg.create_task(self._relay(client), name="mqtt.relay")
+                            tg.create_task(self._listen(client), name="mqtt.commands")
+                            tg.create_task(self._state(client), name="mqtt.state")
+                    except asyncio.CancelledError:
+                        # A clean shutdown sends no will: say it ourselves, briefly.
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(
+                                client.publish(
+                                    f"{self.prefix}/status", "offline", qos=1, retain=True
+                                ),
+                                2,
+                            )
+                        raise
+            except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
+                error = group.exceptions[0]
+                log.warning("mqtt_disconnected", error=str(error) or type(error).__name__)
+            finally:
+                self.connected = False
+            if time.monotonic() - started > 30:
+                attempt = 0
+            attempt += 1
+            await asyncio.sleep(min(30.0, random.uniform(0, 1.5 ** min(10, attempt)) / 3 + 0.2))
+
+    # -- events ---------------------------------------------------------------------------
+    async def _relay(self, client: aiomqtt.Client) -> None:
+        after = outbox.cursor(self.deps.store.reader, CHANNEL)
+        self._pending_cursor = after
+        saver = asyncio.get_running_loop().create_task(self._save_cursor(), name="mqtt.cursor")
+        try:
+            while True:
+                self._wake.clear()
+                batch = outbox.events_after(self.deps.store.reader, after, BATCH)
+                if not batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    continue
+                after = await self._publish_batch(client, batch)
+        finally:
+            saver.cancel()
+            await self._flush_cursor()
+
+    async def _publish_batch(self, client: aiomqtt.Client, batch: list[dict[str, Any]]) -> int:
+        """Publish in order with up to ``max_inflight`` awaiting PUBACK; returns the new cursor."""
+        window = asyncio.Semaphore(self.config.max_inflight)
+        acked = 0
+        done: dict[int, bool] = {}
+        failure: BaseException | None = None
+
+        async def send(row: dict[str, Any]) -> None:
+            nonlocal failure
+            try:
+                await client.publish(
+                    f"{self.prefix}/events/{row['type']}",
+                    outbox.envelope_bytes(row, self.site_id),
+                    qos=1,
+                    timeout=15,
+                )
+                done[row["id"]] = True
+            except BaseException as err:
+                failure = failure or err
+                done[row["id"]] = False
+            finally:
+                window.release()
+
+        tasks = []
+        for row in batch:
+            await window.acquire()
+            if failure is not None:
+                window.release()
+                break
+            tasks.append(asyncio.get_running_loop().create_task(send(row)))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        cursor = self._pending_cursor
+        for row in batch:  # the cursor moves over the acknowledged prefix only
+            if not done.get(row["id"]):
+                break
+            cursor = row["id"]
+            acked += 1
+        self._pending_cursor = cursor
+        self._cursor_saved.set()
+        self.metrics.published.labels(CHANNEL).inc(acked)
+        if failure is not None:
+            raise failure
+        return cursor
+
+    async def _save_cursor(self) -> None:
+        """Record acknowledgements without holding up publishing (one write at a time)."""
+        while True:
+            await self._cursor_saved.wait()
+            self._cursor_saved.clear()
+            await self._flush_cursor()
+            await asyncio.sleep(0.05)
+
+    async def _flush_cursor(self) -> None:
+        value, now = self._pending_cursor, self.deps.clock.now()
+        await self.deps.store.write(lambda db: outbox.advance(db, CHANNEL, value, now))
+
+    # -- commands -------------------------------------------------------------------------
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        base = f"{self.prefix}/cmd/"
+        async for message in client.messages:
+            topic = str(message.topic)
+            if not topic.startswith(base) or topic.endswith("/result"):
+                continue
+            name = topic[len(base) :]
+            payload = (
+                message.payload
+                if isinstance(message.payload, bytes)
+                else str(message.payload).encode()
+            )
+            result = await self.commands.handle(name, payload)
+            log.info(
+                "mqtt_command",
+                name=name,
+                request_id=result.get("request_id"),
+                status=result["status"],
+                error=result.get("error"),
+            )
+            body = json.dumps(result)
+            await client.publish(f"{base}{name}/result", body, qos=1)
+            props = getattr(message, "properties", None)
+            response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+            if response_topic:
+                reply = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                correlation = getattr(props, "CorrelationData", None)
+                if correlation is not None:
+                    reply.CorrelationData = correlation
+                await client.publish(response_topic, body, qos=1, properties=reply)
+
+    # -- retained state -------------------------------------------------------------------
+    async def _state(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._state_dirty.wait()
+            self._state_dirty.clear()
+            for topic, body in self._current_state():
+                if self._published_state.get(topic) != body:
+                    await client.publish(topic, body, qos=1, retain=True)
+                    self._published_state[topic] = body
+            await asyncio.sleep(0.1)  # at most ten state rounds a second
+
+    def _current_state(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if self.deps.lanes is not None:
+            for status in self.deps.lanes.statuses():
+                body = {k: v for k, v in status.items() if k != "display"}
+                out.append(
+                    (f"{self.prefix}/state/lanes/{status['id']}", json.dumps(body, sort_keys=True))
+                )
+        db = self.deps.store.reader
+        for z in rows(
+            db,
+            "SELECT zone_id, SUM(status = 'available') AS available, SUM(status = 'occupied') AS"
+            " occupied, SUM(status = 'reserved') AS reserved, COUNT(*) AS total FROM spaces GROUP BY zone_id",
+        ):
+            out.append(
+                (
+                    f"{self.prefix}/state/zones/{z['zone_id']}",
+                    json.dumps(
+                        {
+                            "zone_id": z["zone_id"],
+                            "available": z["available"],
+                            "occupied": z["occupied"],
+                            "reserved": z["reserved"],
+                            "total": z["total"],
+                        },
+                        sort_keys=True,
+                    ),
+                )
+            )
+        for s in rows(db, "SELECT id, status, space_id FROM ev_stations ORDER BY id"):
+            out.append(
+                (
+                    f"{self.prefix}/state/ev-stations/{s['id']}",
+                    json.dumps(
+                        {"station_id": s["id"], "status": s["status"], "space_id": s["space_id"]},
+                        sort_keys=True,
+                    ),
+                )
+            )
+        return out
