@@ -25,13 +25,27 @@ from gateway.domain.lanes import Credential
 from gateway.errors import GatewayError
 from gateway.lanes.engine import Lane
 from gateway.lanes.manager import LaneManager
-from gateway.services import SYSTEM, Ctx, one, payments, pricing, scalar, structure
+from gateway.ports import ChargerError
+from gateway.services import (
+    SYSTEM,
+    Ctx,
+    charging,
+    one,
+    payments,
+    pricing,
+    scalar,
+    structure,
+    vehicles,
+)
 
 log = structlog.get_logger("simulator")
 
 
-def seed_demo_site(db: Database, ctx: Ctx) -> bool:
-    """A level, two zones, 30 spaces and a rate, in an empty database only."""
+def seed_demo_site(db: Database, ctx: Ctx, chargers: tuple[str, ...] = ()) -> bool:
+    """A level, two zones, 30 spaces and a rate, in an empty database only.
+
+    The charging spaces get stations bound to the simulated OCPP charge points, if any.
+    """
     if scalar(db, "SELECT COUNT(*) FROM levels"):
         return False
     level = structure.create_level(
@@ -42,7 +56,7 @@ def seed_demo_site(db: Database, ctx: Ctx) -> bool:
             db, ctx, {"level_id": level, "name": zone_name, "total_spaces": count}
         )
         for n in range(1, count + 1):
-            structure.create_space(
+            space = structure.create_space(
                 db,
                 ctx,
                 {
@@ -51,6 +65,20 @@ def seed_demo_site(db: Database, ctx: Ctx) -> bool:
                     "space_type": "ev_charging" if n <= ev else "standard",
                 },
             )
+            if n <= ev:
+                charging.create_station(
+                    db,
+                    ctx,
+                    {
+                        "space_id": space,
+                        "charger_type": "level2",
+                        "power_kw": Decimal("7.2"),
+                        "connector_type": "Type2",
+                        "price_per_kwh": Decimal("0.30"),
+                        "ocpp_id": chargers[n - 1] if n <= len(chargers) else None,
+                        "connector_id": 1 if n <= len(chargers) else None,
+                    },
+                )
     pricing.create_rate(
         db,
         ctx,
@@ -89,7 +117,8 @@ class SiteSimulator:
     async def run(self) -> None:
         if self.config.seed_demo_site:
             ctx = self.deps.ctx_for(SYSTEM)
-            if await self.deps.store.write(lambda db: seed_demo_site(db, ctx)):
+            chargers = self.config.chargers
+            if await self.deps.store.write(lambda db: seed_demo_site(db, ctx, chargers)):
                 log.info("demo_site_seeded")
         async with asyncio.TaskGroup() as tg:
             n = 0
@@ -104,10 +133,15 @@ class SiteSimulator:
     async def _vehicle(self, plate: str) -> None:
         bound = log.bind(plate=plate)
         try:
+            if self.config.chargers and self._rng.random() < 0.3:
+                await self._register_ev(plate)
             if not await self._pass(self.entry, plate):
                 bound.info("sim_vehicle_turned_away")
                 return
+            charge = await self._maybe_charge(plate)
             await asyncio.sleep(self._rng.uniform(self.config.dwell_min_s, self.config.dwell_max_s))
+            if charge is not None:
+                await self._stop_charge(charge)
             if self._rng.random() < self.config.pay_ratio:
                 await self._pay(plate)
             for _ in range(3):
@@ -119,6 +153,80 @@ class SiteSimulator:
             bound.warning("sim_vehicle_stuck_at_exit")
         except GatewayError as err:
             bound.warning("sim_vehicle_problem", error=err.detail)
+
+    async def _register_ev(self, plate: str) -> None:
+        """Some visitors drive EVs: known as such, they get the charging spaces first."""
+        ctx = self.deps.ctx_for(SYSTEM)
+
+        def register(db: Database) -> None:
+            if one(db, "SELECT id FROM vehicles WHERE license_plate = ?", [plate]) is None:
+                vehicles.create_vehicle(
+                    db,
+                    ctx,
+                    license_plate=plate,
+                    vehicle_type_id=vehicles.default_vehicle_type(db, ctx),
+                    user_id=None,
+                    is_ev=True,
+                )
+
+        await self.deps.store.write(register)
+
+    async def _maybe_charge(self, plate: str) -> int | None:
+        """A vehicle that got a charging space plugs in (through the charger's real path)."""
+        db = self.deps.store.reader
+        row = one(
+            db,
+            "SELECT s.id AS session_id, s.vehicle_id, e.id AS station_id FROM sessions s"
+            " JOIN vehicles v ON v.id = s.vehicle_id JOIN ev_stations e ON e.space_id = s.space_id"
+            " WHERE v.license_plate = ? AND s.status = 'active' AND e.status = 'available'",
+            [plate],
+        )
+        if row is None:
+            return None
+        ctx = self.deps.ctx_for(SYSTEM)
+        try:
+            plan = charging.plan_start(
+                db,
+                ctx,
+                station_id=row["station_id"],
+                vehicle_id=row["vehicle_id"],
+                parking_session_id=row["session_id"],
+                max_power=None,
+            )
+            tag = f"GW-{self._rng.getrandbits(48):012X}"
+            await self.deps.charger.start(
+                plan.station, power_kw=plan.power_kw, started_at=ctx.now, id_tag=tag
+            )
+            try:
+                charge_id: int = await self.deps.store.write(
+                    lambda db: charging.record_start(db, ctx, plan, ctx.now, id_tag=tag)
+                )
+            finally:
+                self.deps.charger.started_recorded(plan.station)
+        except (GatewayError, ChargerError) as err:
+            log.info("sim_charge_not_started", plate=plate, error=str(err))
+            return None
+        log.info("sim_vehicle_charging", plate=plate, charge_id=charge_id)
+        return charge_id
+
+    async def _stop_charge(self, charge_id: int) -> None:
+        ctx = self.deps.ctx_for(SYSTEM)
+        try:
+            charge = charging.require_stoppable(self.deps.store.reader, ctx, charge_id)
+            station = one(
+                self.deps.store.reader,
+                "SELECT * FROM ev_stations WHERE id = ?",
+                [charge["station_id"]],
+            )
+            outcome = await self.deps.charger.stop(station or {}, charge, now=ctx.now)
+            if not outcome.recorded:
+                await self.deps.store.write(
+                    lambda db: charging.record_stop(
+                        db, ctx, charge_id, outcome.energy_kwh, provisional=outcome.provisional
+                    )
+                )
+        except (GatewayError, ChargerError) as err:
+            log.info("sim_charge_not_stopped", charge_id=charge_id, error=str(err))
 
     async def _pass(self, lane: Lane, plate: str) -> bool:
         """Drive up, show the plate, and drive through if the barrier opens."""

@@ -94,6 +94,8 @@ class SimulationConfig:
     pay_ratio: float = 0.7  # the others are refused at the exit, then pay and try again
     entry_lane: str = ""
     exit_lane: str = ""
+    # Simulated OCPP charge points that connect to our own endpoint (the demo's EV stations).
+    chargers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,6 +164,26 @@ class SyncConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OcppConfig:
+    """The gateway as the chargers' central system (OCPP 1.6J over websockets)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"  # noqa: S104 - chargers are on the site's network
+    port: int = 9000
+    heartbeat_interval: int = 60  # seconds, told to chargers at boot
+    missed_heartbeats: int = 3  # a charger silent this many intervals is offline
+    auto_register: bool = False  # accept charge point ids nobody configured
+    command_timeout_s: float = 10.0  # remote start/stop and availability: answer or fail
+    stop_timeout_s: float = 15.0  # wait for StopTransaction before answering with metered values
+    command_expiry_s: float = 60.0  # a command for a disconnected charger waits this long for it
+    id_tags: tuple[
+        str, ...
+    ] = ()  # RFID tags accepted at the chargers (members' tags are MEMBER-<id>)
+    tls_cert: str = ""  # security profile 2 when set (with tls_key)
+    tls_key: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     level: str = "info"
     format: str = "auto"  # auto: console on a terminal, JSON lines otherwise
@@ -185,6 +207,9 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     upstream_http: HttpPushConfig = field(default_factory=HttpPushConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    ocpp: OcppConfig = field(default_factory=OcppConfig)
+    # [ocpp.chargers.<charge point id>]: password, connectors = {"1" = <station id>}
+    ocpp_chargers: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
     @property
@@ -212,6 +237,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CARPARK_UPSTREAM_HTTP_URL": ("upstream_http", "url"),
     "CARPARK_UPSTREAM_HTTP_TOKEN": ("upstream_http", "token"),
     "CARPARK_SYNC_API_KEY": ("sync", "api_key"),
+    "CARPARK_OCPP_PORT": ("ocpp", "port"),
 }
 
 _SECTIONS: dict[str, type] = {
@@ -225,6 +251,7 @@ _SECTIONS: dict[str, type] = {
     "lpr": LprConfig,
     "mqtt": MqttConfig,
     "sync": SyncConfig,
+    "ocpp": OcppConfig,
     "logging": LoggingConfig,
 }
 
@@ -276,6 +303,19 @@ def build_config(raw: Mapping[str, Any], *, source: str = "<dict>") -> Config:
     if flat_http:
         merged = {**upstream.get("http", {}), **flat_http}
         sections["upstream_http"] = _build_section("upstream.http", HttpPushConfig, merged)
+    ocpp_raw = (
+        dict(raw.get("ocpp", {})) if isinstance(raw.get("ocpp", {}), Mapping) else raw.get("ocpp")
+    )
+    if isinstance(ocpp_raw, dict):
+        chargers = ocpp_raw.pop("chargers", {})
+        if not isinstance(chargers, Mapping) or not all(
+            isinstance(v, Mapping) for v in chargers.values()
+        ):
+            raise ConfigError(
+                "[ocpp.chargers] must hold one table per charge point, e.g. [ocpp.chargers.CP-1]"
+            )
+        sections["ocpp_chargers"] = chargers
+        raw = {**raw, "ocpp": ocpp_raw}
     modbus = raw.get("modbus", {})
     if not isinstance(modbus, Mapping) or not all(isinstance(v, Mapping) for v in modbus.values()):
         raise ConfigError("[modbus] must hold one table per connection, e.g. [modbus.io1]")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -24,7 +25,9 @@ import uvicorn
 from sqlite_utils import Database
 
 from drivers import build_lane_devices
-from drivers.charger.simulated import SimulatedCharger
+from drivers.charger.ocpp_csms import Csms
+from drivers.charger.simulated import StationChargers
+from drivers.charger.simulated_ocpp import run_simulated_charge_point
 from drivers.modbus import ModbusBus, build_buses
 from drivers.serial_line import SerialLineHub
 from drivers.site_simulator import SiteSimulator
@@ -62,7 +65,8 @@ class Daemon:
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.charger: Charger = SimulatedCharger()
+        self.charger: Charger = StationChargers(None)
+        self.csms: Csms | None = None
         self.lanes: LaneManager | None = None
         self.deps: Deps | None = None
         self.metrics: Metrics | None = None
@@ -103,6 +107,8 @@ class Daemon:
                 if on
             ]
             self.metrics = metrics = Metrics(store, lambda: channels)
+            if cfg.ocpp.enabled:
+                self.charger = StationChargers(None)
             deps = Deps(
                 store=store, config=cfg, clock=self.clock, charger=self.charger, metrics=metrics
             )
@@ -122,6 +128,20 @@ class Daemon:
             if cfg.mqtt.enabled:
                 bridge = MqttBridge(deps, cfg.mqtt, CommandHandler(deps, self.lanes), metrics)
                 upstream.append(("mqtt", bridge.run))
+            if cfg.ocpp.enabled:
+                self.csms = csms = Csms(deps, cfg.ocpp, cfg.ocpp_chargers)
+                assert isinstance(self.charger, StationChargers)
+                self.charger.csms = csms
+                await store.write(csms.bind_configured_stations)
+                upstream.append(("ocpp", csms.run))
+                url = f"ws://127.0.0.1:{cfg.ocpp.port}"
+                for cp_id in cfg.simulation.chargers if cfg.simulation.enabled else ():
+                    upstream.append(
+                        (
+                            f"simulated-charger[{cp_id}]",
+                            partial(run_simulated_charge_point, url, cp_id),
+                        )
+                    )
             if cfg.upstream_http.enabled:
                 upstream.append(("http-push", HttpPushRelay(deps, cfg.upstream_http, metrics).run))
             app = create_app(deps)

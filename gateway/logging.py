@@ -69,6 +69,8 @@ def setup_logging(level: str = "info", fmt: str = "auto", stream: Any = None) ->
     root.setLevel(level.upper())
     # uvicorn's access log is one line per request: far too chatty for a lane controller.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # The ocpp library logs every frame at INFO; our handlers log what matters.
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "litestar"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -6,27 +6,45 @@ implementation from the configuration.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 
 class ChargerError(Exception):
-    """The charger refused or did not answer; the message says which, for the API's 409/503."""
+    """The charger refused or did not answer; the message says which, for the API's 409."""
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    """How a stop ended: ``recorded`` when the charger already reported it (StopTransaction);
+    otherwise ``energy_kwh`` is for the caller to record, ``provisional`` when it is only the
+    last metered value because the charger did not confirm in time."""
+
+    energy_kwh: Decimal
+    recorded: bool = False
+    provisional: bool = False
 
 
 class Charger(Protocol):
     """The charge points behind the EV stations."""
 
     async def start(
-        self, station: dict[str, Any], *, power_kw: Decimal, started_at: datetime
+        self, station: dict[str, Any], *, power_kw: Decimal, started_at: datetime, id_tag: str
     ) -> None:
         """Ask the station's charger to start; returns once it accepted, raises ChargerError."""
 
+    def started_recorded(self, station: dict[str, Any]) -> None:
+        """The API recorded the charge it asked for (a StartTransaction may link to it now)."""
+
     async def stop(
         self, station: dict[str, Any], charge: dict[str, Any], *, now: datetime
-    ) -> Decimal:
-        """Ask it to stop; returns the energy delivered by this charge, in kWh."""
+    ) -> StopOutcome:
+        """Ask it to stop; returns once the charge's energy is known."""
+
+    def availability_changed(self, station: dict[str, Any], available: bool) -> None:
+        """A station was set to maintenance (or back): tell its charger, in the background."""
 
 
 class DeviceUnavailable(Exception):

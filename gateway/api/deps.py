@@ -46,6 +46,7 @@ class Deps:
             reservations=cfg.reservations,
             charging=cfg.charging,
             timezone=cfg.site.timezone,
+            ocpp_id_tags=cfg.ocpp.id_tags,
         )
 
     async def write(

@@ -409,6 +409,10 @@ class StationIn(Struct):
     installed_at: date | None = None
     manufacturer: Opt100 = None
     serial_number: Opt100 = None
+    ocpp_id: (
+        Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None
+    ) = None
+    connector_id: Annotated[int, Meta(ge=1, le=99)] | None = None
 
     def __post_init__(self) -> None:
         check_number(self.power_kw, "power_kw", low=Decimal(0), high=Decimal(1000), low_open=True)
@@ -420,6 +424,12 @@ class StationUpdate(Struct):
     price_per_kwh: Decimal | msgspec.UnsetType = msgspec.UNSET
     power_kw: Decimal | msgspec.UnsetType = msgspec.UNSET
     last_maintenance: date | msgspec.UnsetType = msgspec.UNSET
+    ocpp_id: (
+        Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    connector_id: Annotated[int, Meta(ge=1, le=99)] | msgspec.UnsetType | None = msgspec.UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.power_kw, Decimal):

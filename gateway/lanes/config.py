@@ -96,6 +96,9 @@ def parse_simulation(raw: Any, lanes: tuple[LaneSpec, ...]) -> SimulationConfig:
     if raw is None:
         return SimulationConfig()
     o = Options(raw, "simulation")
+    chargers = o.raw("chargers", [])
+    if not isinstance(chargers, list) or not all(isinstance(c, str) and c for c in chargers):
+        raise ConfigError("simulation.chargers must be a list of charge point ids")
     sim = SimulationConfig(
         enabled=o.flag("enabled", False),
         seed_demo_site=o.flag("seed_demo_site", False),
@@ -105,6 +108,7 @@ def parse_simulation(raw: Any, lanes: tuple[LaneSpec, ...]) -> SimulationConfig:
         pay_ratio=o.number("pay_ratio", 0.7, low=0, high=1),
         entry_lane=o.text("entry_lane", ""),
         exit_lane=o.text("exit_lane", ""),
+        chargers=tuple(chargers),
     )
     o.done()
     if sim.dwell_max_s < sim.dwell_min_s:

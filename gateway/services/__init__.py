@@ -50,6 +50,7 @@ class Ctx:
     reservations: ReservationsConfig = field(default_factory=ReservationsConfig)
     charging: ChargingConfig = field(default_factory=ChargingConfig)
     timezone: str = "UTC"
+    ocpp_id_tags: tuple[str, ...] = ()
 
     @property
     def exit_window(self) -> timedelta:

@@ -21,7 +21,7 @@ from gateway.domain.money import ZERO, cents
 from gateway.errors import Conflict, Forbidden, Invalid
 from gateway.services import Ctx, one, require, require_owner_or, rows, stamp_insert, stamp_update
 from gateway.store import outbox
-from gateway.timeutil import parse
+from gateway.timeutil import iso, parse
 
 STATION_STATUSES = (
     "available",
@@ -43,8 +43,25 @@ def kwh(value: Decimal) -> Decimal:
 # -- stations -----------------------------------------------------------------------------
 
 
+def _check_binding(
+    db: Database, ocpp_id: str | None, connector_id: int | None, station_id: int | None
+) -> None:
+    if ocpp_id is None:
+        return
+    taken = one(
+        db,
+        "SELECT id FROM ev_stations WHERE ocpp_id = ? AND connector_id = ? AND id != ?",
+        [ocpp_id, connector_id, station_id or 0],
+    )
+    if taken is not None:
+        raise Conflict(
+            f"connector {connector_id} of charge point {ocpp_id} is bound to station {taken['id']}"
+        )
+
+
 def create_station(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     space = require(db, "spaces", values["space_id"], "space")
+    _check_binding(db, values.get("ocpp_id"), values.get("connector_id"), None)
     if one(db, "SELECT id FROM ev_stations WHERE space_id = ?", [space["id"]]):
         raise Conflict(f"space {space['space_number']} already has a charging station")
     values = {**values, "installed_at": (values.get("installed_at") or ctx.utc_today).isoformat()}
@@ -56,6 +73,11 @@ def create_station(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
 
 def update_station(db: Database, ctx: Ctx, station_id: int, changes: dict[str, Any]) -> None:
     station = require(db, "ev_stations", station_id, "station")
+    if "ocpp_id" in changes or "connector_id" in changes:
+        ocpp_id = changes.get("ocpp_id", station["ocpp_id"])
+        connector = changes.get("connector_id", station["connector_id"]) or (1 if ocpp_id else None)
+        changes = {**changes, "ocpp_id": ocpp_id, "connector_id": connector if ocpp_id else None}
+        _check_binding(db, ocpp_id, connector, station_id)
     if isinstance(changes.get("last_maintenance"), date):
         changes = {**changes, "last_maintenance": changes["last_maintenance"].isoformat()}
     stamp_update(db, "ev_stations", station_id, changes, ctx.now)
@@ -150,9 +172,26 @@ def plan_start(
 
 
 def record_start(
-    db: Database, ctx: Ctx, plan: StartPlan, started_at: datetime | None = None
+    db: Database,
+    ctx: Ctx,
+    plan: StartPlan,
+    started_at: datetime | None = None,
+    *,
+    id_tag: str | None = None,
 ) -> int:
-    """Record a charge the charger accepted (re-checking, since time passed while it answered)."""
+    """Record a charge the charger accepted (re-checking, since time passed while it answered).
+
+    On an OCPP station the charge waits as ``started`` until the charger's StartTransaction
+    (with our ``id_tag``) makes it ``charging``; it may have arrived first, already linked.
+    """
+    if id_tag is not None and plan.station.get("ocpp_id"):
+        linked = one(
+            db,
+            "SELECT id FROM charging_sessions WHERE station_id = ? AND id_tag = ?",
+            [plan.station["id"], id_tag],
+        )
+        if linked is not None:
+            return int(linked["id"])
     fresh = plan_start(
         db,
         ctx,
@@ -170,7 +209,8 @@ def record_start(
             "parking_session_id": fresh.parking_session_id,
             "user_id": ctx.actor.id,
             "start_time": started_at or ctx.now,
-            "status": "charging",
+            "status": "started" if fresh.station.get("ocpp_id") else "charging",
+            "id_tag": id_tag,
             "max_power_requested": fresh.power_kw,
             "energy_kwh": "0",
             "cost": "0.00",
@@ -195,13 +235,13 @@ def record_start(
 
 def require_stoppable(db: Database, ctx: Ctx, charge_id: int) -> dict[str, Any]:
     charge = require(db, "charging_sessions", charge_id, "charging session")
-    vehicle = require(db, "vehicles", charge["vehicle_id"], "vehicle")
-    require_owner_or(
-        ctx.actor,
-        vehicle["user_id"] if vehicle["user_id"] is not None else charge["user_id"],
-        staff=True,
-        what="charging session",
+    vehicle = one(db, "SELECT user_id FROM vehicles WHERE id = ?", [charge["vehicle_id"]])
+    owner = (
+        vehicle["user_id"]
+        if vehicle is not None and vehicle["user_id"] is not None
+        else charge["user_id"]
     )
+    require_owner_or(ctx.actor, owner, staff=True, what="charging session")
     if charge["status"] not in RUNNING:
         raise Conflict(f"charging session {charge_id} is {charge['status']}")
     return charge
@@ -215,8 +255,14 @@ def record_stop(
     *,
     stopped_at: datetime | None = None,
     reason: str = "remote",
+    provisional: bool = False,
+    meter_stop_wh: int | None = None,
 ) -> None:
-    """Close a charge with the energy the charger metered, and price it."""
+    """Close a charge with the energy the charger metered, and price it.
+
+    ``provisional``: the charger did not confirm the stop in time; the last metered
+    energy is billed and a later StopTransaction replaces it (:func:`ocpp_stop`).
+    """
     charge = require(db, "charging_sessions", charge_id, "charging session")
     if charge["status"] not in RUNNING:
         raise Conflict(f"charging session {charge_id} is {charge['status']}")
@@ -228,7 +274,16 @@ def record_stop(
         db,
         "charging_sessions",
         charge_id,
-        {"status": "completed", "end_time": end, "energy_kwh": energy, "cost": cost},
+        {
+            "status": "completed",
+            "end_time": end,
+            "energy_kwh": energy,
+            "cost": cost,
+            "provisional": provisional,
+            "stop_reason": reason,
+            "meter_stop_wh": meter_stop_wh,
+            "charging_ended_at": end,
+        },
         ctx.now,
     )
     if station["status"] in ("in_use", "charging", "occupied"):
@@ -245,9 +300,367 @@ def record_stop(
             "cost": cost,
             "end_time": end,
             "reason": reason,
+            "provisional": provisional,
         },
         ctx.now,
     )
+
+
+# -- OCPP: what the chargers report -----------------------------------------------------------
+
+# OCPP 1.6 connector status -> station status on the API.
+OCPP_STATUS = {
+    "Available": "available",
+    "Preparing": "occupied",
+    "Charging": "charging",
+    "SuspendedEV": "occupied",
+    "SuspendedEVSE": "occupied",
+    "Finishing": "occupied",
+    "Reserved": "occupied",
+    "Unavailable": "maintenance",
+    "Faulted": "faulted",
+}
+
+
+def station_for(db: Database, ocpp_id: str, connector_id: int) -> dict[str, Any] | None:
+    return one(
+        db,
+        "SELECT * FROM ev_stations WHERE ocpp_id = ? AND connector_id = ?",
+        [ocpp_id, connector_id],
+    )
+
+
+def stations_of(db: Database, ocpp_id: str) -> list[dict[str, Any]]:
+    return list(
+        rows(db, "SELECT * FROM ev_stations WHERE ocpp_id = ? ORDER BY connector_id", [ocpp_id])
+    )
+
+
+def charger_seen(
+    db: Database,
+    ctx: Ctx,
+    ocpp_id: str,
+    *,
+    connected: bool | None = None,
+    boot: dict[str, Any] | None = None,
+) -> None:
+    values: dict[str, Any] = {"last_seen": ctx.now}
+    if connected is not None:
+        values["connected"] = connected
+    if boot is not None:
+        values.update(boot, last_boot=ctx.now)
+    if one(db, "SELECT id FROM ocpp_chargers WHERE id = ?", [ocpp_id]) is None:
+        stamp_insert(db, "ocpp_chargers", {"id": ocpp_id, **values}, ctx.now)
+    else:
+        db.table("ocpp_chargers").update(
+            ocpp_id, {**_stored_values(values), "updated_at": iso(ctx.now)}
+        )
+    if boot is not None:
+        outbox.append(db, "charger_booted", {"charge_point_id": ocpp_id, **boot}, ctx.now)
+
+
+def _stored_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (iso(v) if isinstance(v, datetime) else int(v) if isinstance(v, bool) else v)
+        for k, v in values.items()
+    }
+
+
+def ocpp_status(
+    db: Database,
+    ctx: Ctx,
+    ocpp_id: str,
+    connector_id: int,
+    status: str,
+    error_code: str,
+    at: datetime,
+) -> None:
+    """A StatusNotification: the station's status, and the end of a charged car's idle time."""
+    targets = (
+        stations_of(db, ocpp_id)
+        if connector_id == 0
+        else [s for s in [station_for(db, ocpp_id, connector_id)] if s is not None]
+    )
+    mapped = OCPP_STATUS.get(status, "faulted")
+    for station in targets:
+        if station["status"] == "maintenance" and mapped == "maintenance":
+            continue
+        set_station_status(db, ctx, station["id"], mapped)
+        if status == "Available":
+            _close_idle(db, ctx, station, at)
+        if status in ("Finishing", "SuspendedEV"):
+            db.execute(
+                "UPDATE charging_sessions SET charging_ended_at = IFNULL(charging_ended_at, ?)"
+                " WHERE station_id = ? AND status = 'charging'",
+                [iso(at), station["id"]],
+            )
+    outbox.append(
+        db,
+        "charger_status",
+        {
+            "charge_point_id": ocpp_id,
+            "connector_id": connector_id,
+            "status": status,
+            "error_code": error_code,
+        },
+        ctx.now,
+    )
+
+
+def _close_idle(db: Database, ctx: Ctx, station: dict[str, Any], at: datetime) -> None:
+    """The car was unplugged: bill the idle time it kept the charger after charging ended."""
+    charge = one(
+        db,
+        "SELECT * FROM charging_sessions WHERE station_id = ? AND status = 'completed'"
+        " AND unplugged_at IS NULL AND charging_ended_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+        [station["id"]],
+    )
+    if charge is None:
+        return
+    per_minute = Decimal(ctx.charging.idle_fee_per_minute)
+    idle = (
+        at - parse(charge["charging_ended_at"])
+    ).total_seconds() / 60 - ctx.charging.idle_grace_minutes
+    fee = cents(per_minute * Decimal(int(max(0.0, idle)))) if per_minute > 0 else ZERO
+    stamp_update(
+        db, "charging_sessions", charge["id"], {"unplugged_at": at, "idle_fee": fee}, ctx.now
+    )
+    if fee > 0:
+        outbox.append(
+            db,
+            "charging_idle_fee",
+            {"charge_id": charge["id"], "idle_fee": fee, "minutes": int(max(0.0, idle))},
+            ctx.now,
+        )
+
+
+def accepted_tag(db: Database, ctx: Ctx, id_tag: str) -> bool:
+    """RFID tags from the config, the members' tags (MEMBER-<id>), and the gateway's own (GW-...)."""
+    from gateway.services import memberships
+
+    if id_tag in ctx.ocpp_id_tags or id_tag.startswith("GW-"):
+        return True
+    if id_tag.startswith("MEMBER-") and id_tag[7:].isdigit():
+        m = one(db, "SELECT * FROM memberships WHERE id = ?", [int(id_tag[7:])])
+        return m is not None and memberships.effective_status(m, ctx.utc_today) == "active"
+    return False
+
+
+def ocpp_start(
+    db: Database,
+    ctx: Ctx,
+    *,
+    ocpp_id: str,
+    connector_id: int,
+    id_tag: str,
+    meter_start_wh: int,
+    started_at: datetime,
+) -> int | None:
+    """A StartTransaction: the transaction id is our charging session's id (never reused).
+
+    A charge the API asked for (RemoteStartTransaction, waiting as ``started`` with our id
+    tag) becomes ``charging``; a start at the charger itself (an RFID card) creates the
+    charge, for the vehicle parked on the station's space when there is one. Returns None
+    when no station is bound to the connector.
+    """
+    station = station_for(db, ocpp_id, connector_id)
+    if station is None:
+        return None
+    waiting = one(
+        db,
+        "SELECT * FROM charging_sessions WHERE station_id = ? AND status = 'started'"
+        " AND id_tag = ?",
+        [station["id"], id_tag],
+    )
+    if waiting is not None:
+        stamp_update(
+            db,
+            "charging_sessions",
+            waiting["id"],
+            {
+                "status": "charging",
+                "start_time": started_at,
+                "meter_start_wh": meter_start_wh,
+                "meter_last_wh": meter_start_wh,
+            },
+            ctx.now,
+        )
+        charge_id = int(waiting["id"])
+    else:
+        parked = one(
+            db,
+            "SELECT id, vehicle_id FROM sessions WHERE space_id = ? AND status = 'active'",
+            [station["space_id"]],
+        )
+        running = one(
+            db,
+            "SELECT id FROM charging_sessions WHERE station_id = ? AND status IN ('started', 'charging')",
+            [station["id"]],
+        )
+        if running is not None:  # a lost StopTransaction: the charger knows better
+            record_stop(
+                db,
+                ctx,
+                running["id"],
+                _energy(
+                    one(db, "SELECT * FROM charging_sessions WHERE id = ?", [running["id"]]) or {}
+                ),
+                reason="superseded",
+            )
+        charge_id = stamp_insert(
+            db,
+            "charging_sessions",
+            {
+                "station_id": station["id"],
+                "vehicle_id": parked["vehicle_id"] if parked else None,
+                "parking_session_id": parked["id"] if parked else None,
+                "user_id": None,
+                "start_time": started_at,
+                "status": "charging",
+                "id_tag": id_tag,
+                "meter_start_wh": meter_start_wh,
+                "meter_last_wh": meter_start_wh,
+                "energy_kwh": "0",
+                "cost": "0.00",
+            },
+            ctx.now,
+        )
+    set_station_status(db, ctx, station["id"], "charging")
+    outbox.append(
+        db,
+        "charging_started",
+        {
+            "charge_id": charge_id,
+            "station_id": station["id"],
+            "charge_point_id": ocpp_id,
+            "connector_id": connector_id,
+            "id_tag": id_tag,
+            "meter_start_wh": meter_start_wh,
+            "started_at": started_at,
+        },
+        ctx.now,
+    )
+    return charge_id
+
+
+def _energy(charge: dict[str, Any]) -> Decimal:
+    if charge.get("meter_start_wh") is None or charge.get("meter_last_wh") is None:
+        return Decimal(charge.get("energy_kwh") or "0")
+    return Decimal(max(0, charge["meter_last_wh"] - charge["meter_start_wh"])) / 1000
+
+
+def ocpp_meter(db: Database, ctx: Ctx, transaction_id: int, energy_wh: int, at: datetime) -> bool:
+    """A MeterValues energy register: the charge's energy and cost so far, live."""
+    charge = one(db, "SELECT * FROM charging_sessions WHERE id = ?", [transaction_id])
+    if charge is None or charge["status"] not in RUNNING or charge["meter_start_wh"] is None:
+        return False
+    station = require(db, "ev_stations", charge["station_id"], "station")
+    energy = kwh(Decimal(max(0, energy_wh - charge["meter_start_wh"])) / 1000)
+    stamp_update(
+        db,
+        "charging_sessions",
+        transaction_id,
+        {
+            "meter_last_wh": energy_wh,
+            "energy_kwh": energy,
+            "cost": cents(energy * Decimal(station["price_per_kwh"])),
+        },
+        ctx.now,
+    )
+    outbox.append(
+        db,
+        "charging_meter",
+        {"charge_id": transaction_id, "energy_kwh": energy, "meter_wh": energy_wh, "at": at},
+        ctx.now,
+    )
+    return True
+
+
+def ocpp_stop(
+    db: Database,
+    ctx: Ctx,
+    *,
+    ocpp_id: str,
+    transaction_id: int,
+    meter_stop_wh: int,
+    stopped_at: datetime,
+    reason: str,
+) -> str:
+    """A StopTransaction: the final energy (meterStop - meterStart). Returns what it matched.
+
+    ``completed``: a running charge was closed; ``finalised``: a charge closed provisionally
+    (the charger answered late) got its final figures; ``unknown``: no such transaction
+    (recorded as an event, still answered normally to the charger).
+    """
+    charge = one(db, "SELECT * FROM charging_sessions WHERE id = ?", [transaction_id])
+    if charge is None or charge["meter_start_wh"] is None:
+        outbox.append(
+            db,
+            "charger_stop_unmatched",
+            {
+                "charge_point_id": ocpp_id,
+                "transaction_id": transaction_id,
+                "meter_stop_wh": meter_stop_wh,
+                "reason": reason,
+            },
+            ctx.now,
+        )
+        return "unknown"
+    energy = Decimal(max(0, meter_stop_wh - charge["meter_start_wh"])) / 1000
+    if charge["status"] in RUNNING:
+        record_stop(
+            db,
+            ctx,
+            transaction_id,
+            energy,
+            stopped_at=stopped_at,
+            reason=reason,
+            meter_stop_wh=meter_stop_wh,
+        )
+        return "completed"
+    if charge["provisional"]:
+        station = require(db, "ev_stations", charge["station_id"], "station")
+        final = kwh(energy)
+        cost = cents(final * Decimal(station["price_per_kwh"]))
+        stamp_update(
+            db,
+            "charging_sessions",
+            transaction_id,
+            {
+                "energy_kwh": final,
+                "cost": cost,
+                "provisional": False,
+                "meter_stop_wh": meter_stop_wh,
+                "end_time": stopped_at,
+                "stop_reason": reason,
+            },
+            ctx.now,
+        )
+        outbox.append(
+            db,
+            "charging_finalised",
+            {"charge_id": transaction_id, "energy_kwh": final, "cost": cost},
+            ctx.now,
+        )
+        return "finalised"
+    outbox.append(
+        db,
+        "charger_stop_unmatched",
+        {"charge_point_id": ocpp_id, "transaction_id": transaction_id, "reason": "already closed"},
+        ctx.now,
+    )
+    return "already_closed"
+
+
+def mark_chargers_offline(db: Database, ctx: Ctx, ocpp_id: str) -> None:
+    for station in stations_of(db, ocpp_id):
+        if station["status"] not in ("maintenance",):
+            set_station_status(db, ctx, station["id"], "offline")
+    db.execute(
+        "UPDATE ocpp_chargers SET connected = 0, updated_at = ? WHERE id = ?",
+        [iso(ctx.now), ocpp_id],
+    )
+    outbox.append(db, "charger_offline", {"charge_point_id": ocpp_id}, ctx.now)
 
 
 def charges_for_session(

@@ -321,6 +321,8 @@ class BookingViews(Views):
             "serial_number": row["serial_number"],
             "status": row["status"],
             "last_maintenance": row["last_maintenance"],
+            "ocpp_id": row["ocpp_id"],
+            "connector_id": row["connector_id"],
             "space": self.space(row["space_id"]),
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],

@@ -379,3 +379,38 @@ CREATE TABLE commands (
 CREATE INDEX outbox_occurred ON outbox(occurred_at)
 """,
     )
+
+
+@MIGRATIONS(name="0005_ocpp")
+def ocpp(db: Database) -> None:
+    _run(
+        db,
+        """
+ALTER TABLE ev_stations ADD COLUMN ocpp_id TEXT;
+ALTER TABLE ev_stations ADD COLUMN connector_id INTEGER;
+CREATE UNIQUE INDEX ev_stations_ocpp ON ev_stations(ocpp_id, connector_id) WHERE ocpp_id IS NOT NULL;
+ALTER TABLE charging_sessions ADD COLUMN id_tag TEXT;
+ALTER TABLE charging_sessions ADD COLUMN meter_start_wh INTEGER;
+ALTER TABLE charging_sessions ADD COLUMN meter_last_wh INTEGER;
+ALTER TABLE charging_sessions ADD COLUMN meter_stop_wh INTEGER;
+ALTER TABLE charging_sessions ADD COLUMN stop_reason TEXT;
+ALTER TABLE charging_sessions ADD COLUMN charging_ended_at TEXT;
+ALTER TABLE charging_sessions ADD COLUMN unplugged_at TEXT;
+ALTER TABLE charging_sessions ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX charging_id_tag ON charging_sessions(id_tag, status);
+CREATE TABLE ocpp_chargers (
+    id TEXT PRIMARY KEY,
+    vendor TEXT,
+    model TEXT,
+    serial_number TEXT,
+    firmware_version TEXT,
+    connected INTEGER NOT NULL DEFAULT 0,
+    last_boot TEXT,
+    last_seen TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)
+""",
+    )
+    # A charge started at the charger (an RFID card) may have no known vehicle.
+    db.table("charging_sessions").transform(not_null={"vehicle_id": False})

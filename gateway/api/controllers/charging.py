@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from litestar import Controller, Request, get, post, put
@@ -75,7 +76,11 @@ class StationController(Controller):
             "installed_at": data.installed_at,
             "manufacturer": data.manufacturer,
             "serial_number": data.serial_number,
+            "ocpp_id": data.ocpp_id,
+            "connector_id": data.connector_id if data.ocpp_id else None,
         }
+        if data.ocpp_id and data.connector_id is None:
+            values["connector_id"] = 1  # a single-connector charge point
         station_id = await deps.write(
             request, lambda db, ctx: charging.create_station(db, ctx, values)
         )
@@ -92,12 +97,18 @@ class StationController(Controller):
         data: JSONBody[StationUpdate],
     ) -> dict[str, Any]:
         changes = given(data)
+        before = require(deps.db, "ev_stations", station_id, "station")
         await deps.write(
             request, lambda db, ctx: charging.update_station(db, ctx, station_id, changes)
         )
-        return BookingViews(deps.db, deps.ctx(request)).station_row(
-            require(deps.db, "ev_stations", station_id, "station")
-        )
+        station = require(deps.db, "ev_stations", station_id, "station")
+        if (
+            "maintenance" in (before["status"], station["status"])
+            and before["status"] != station["status"]
+        ):
+            # ChangeAvailability to the charger, queued if it is offline right now.
+            deps.charger.availability_changed(station, station["status"] != "maintenance")
+        return BookingViews(deps.db, deps.ctx(request)).station_row(station)
 
 
 class ChargingController(Controller):
@@ -120,13 +131,20 @@ class ChargingController(Controller):
             parking_session_id=data.parking_session_id,
             max_power=data.max_power_requested,
         )
+        # Our id tag for this charge: the charger's StartTransaction names it, so they link.
+        id_tag = f"GW-{secrets.token_hex(6).upper()}"
         try:
-            await deps.charger.start(plan.station, power_kw=plan.power_kw, started_at=ctx.now)
+            await deps.charger.start(
+                plan.station, power_kw=plan.power_kw, started_at=ctx.now, id_tag=id_tag
+            )
         except ChargerError as err:
             raise Conflict(f"the charger did not start: {err}") from err
-        charge_id = await deps.write(
-            request, lambda db, c: charging.record_start(db, c, plan, ctx.now)
-        )
+        try:
+            charge_id = await deps.write(
+                request, lambda db, c: charging.record_start(db, c, plan, ctx.now, id_tag=id_tag)
+            )
+        finally:
+            deps.charger.started_recorded(plan.station)
         return charging.charge_view(
             require(deps.db, "charging_sessions", charge_id, "charging session")
         )
@@ -142,13 +160,21 @@ class ChargingController(Controller):
         charge = charging.require_stoppable(deps.db, ctx, charge_id)
         station = require(deps.db, "ev_stations", charge["station_id"], "station")
         try:
-            energy = await deps.charger.stop(station, charge, now=ctx.now)
+            outcome = await deps.charger.stop(station, charge, now=ctx.now)
         except ChargerError as err:
             raise Conflict(f"the charger did not stop: {err}") from err
-        await deps.write(
-            request,
-            lambda db, c: charging.record_stop(db, c, charge_id, energy, stopped_at=ctx.now),
-        )
+        if not outcome.recorded:
+            await deps.write(
+                request,
+                lambda db, c: charging.record_stop(
+                    db,
+                    c,
+                    charge_id,
+                    outcome.energy_kwh,
+                    stopped_at=ctx.now,
+                    provisional=outcome.provisional,
+                ),
+            )
         row = require(deps.db, "charging_sessions", charge_id, "charging session")
         view = charging.charge_view(row)
         return {
@@ -156,6 +182,7 @@ class ChargingController(Controller):
             "energy_used": view["energy_kwh"],
             "cost": view["cost"],
             "duration_minutes": charging.duration_minutes(row),
+            "provisional": bool(row["provisional"]),
         }
 
     @get("/sessions")
