@@ -930,3 +930,26 @@ def test_membership_dates_are_utc_dates_on_a_site_east_of_utc(berlin):
         u = usage(alice, m["id"])
         # Now 00:30 UTC on the 11th: 30 days to the 10th of April.
         assert (u["sessions_count"], u["savings_to_date"], u["days_remaining"]) == (1, 1.0, 30)
+
+
+def test_included_hours_are_fresh_in_each_term(gw, site, admin, operator, alice, cars):
+    """A monthly plan's allowance counts the current term only: renewing gives new hours."""
+    plan = admin.post(
+        "/membership-plans",
+        json={
+            "name": "Two hours a month",
+            "duration_months": 1,
+            "price": 10,
+            "included_hours": 2,
+            "discount_percentage": 0,
+        },
+    ).json()
+    m = member(alice, plan["id"], [cars[0]["id"]], auto_renew=True)
+    assert park(gw, operator, "ALICE1", 120)["total"] == 0.0  # the two hours
+    assert park(gw, operator, "ALICE1", 60)["total"] == 5.0  # used up this term
+    assert usage(alice, m["id"])["hours_remaining"] == 0.0
+    gw.clock.set(datetime(2026, 4, 12, 9, tzinfo=UTC))  # the next term (from 2026-04-10)
+    alice.post(f"/memberships/{m['id']}/renew")
+    assert park(gw, operator, "ALICE1", 60)["total"] == 0.0  # fresh hours
+    u = usage(alice, m["id"])
+    assert (u["hours_used"], u["hours_remaining"], u["sessions_count"]) == (1.0, 1.0, 1)

@@ -311,8 +311,24 @@ def membership_for_stay(
     return None
 
 
+def term_start(db: Database, membership: dict[str, Any], day: date) -> date:
+    """The start of the term that contains ``day``.
+
+    Terms follow each other every ``duration_months`` from ``start_date`` (a renewal
+    extends by one term from the end, a restart moves ``start_date``), so the allowance of
+    included hours is fresh at each term, as the field reference's "current term" asks.
+    """
+    plan = require(db, "membership_plans", membership["plan_id"], "membership plan")
+    start = date.fromisoformat(membership["start_date"])
+    months = max(1, int(plan["duration_months"]))
+    current, k = start, 1
+    while (following := add_months(start, k * months)) < day:  # end_date is the term's last day
+        current, k = following, k + 1
+    return current
+
+
 def hours_used_before(db: Database, membership: dict[str, Any], before: datetime) -> Decimal:
-    """Hours of the membership's stays in this term that were completed before ``before``."""
+    """Hours of the membership's stays in the term of ``before`` completed before it."""
     total = 0.0
     for s in rows(
         db,
@@ -320,7 +336,7 @@ def hours_used_before(db: Database, membership: dict[str, Any], before: datetime
         " JOIN membership_vehicles mv ON mv.vehicle_id = s.vehicle_id"
         " WHERE mv.membership_id = ? AND s.status = 'completed' AND s.entry_time >= ?"
         " AND s.exit_time <= ?",
-        [membership["id"], membership["start_date"], iso(before)],
+        [membership["id"], term_start(db, membership, before.date()).isoformat(), iso(before)],
     ):
         total += (parse(s["exit_time"]) - parse(s["entry_time"])).total_seconds() / 3600
     return Decimal(str(round(total, 4)))
@@ -344,7 +360,9 @@ def benefit_for(db: Database, session: dict[str, Any], today: date) -> MemberBen
     )
 
 
-def term_sessions(db: Database, membership: dict[str, Any]) -> list[dict[str, Any]]:
+def term_sessions(
+    db: Database, membership: dict[str, Any], today: date | None = None
+) -> list[dict[str, Any]]:
     """Stays of the membership's vehicles that entered during its current term.
 
     The term ends with its ``end_date`` (unless it renews itself: the sweep moves the date)
@@ -354,7 +372,12 @@ def term_sessions(db: Database, membership: dict[str, Any]) -> list[dict[str, An
         "SELECT s.* FROM sessions s JOIN membership_vehicles mv ON mv.vehicle_id = s.vehicle_id"
         " WHERE mv.membership_id = ? AND s.entry_time >= ? AND s.status != 'cancelled'"
     )
-    params: list[Any] = [membership["id"], membership["start_date"]]
+    first = (
+        term_start(db, membership, today)
+        if today is not None
+        else date.fromisoformat(membership["start_date"])
+    )
+    params: list[Any] = [membership["id"], first.isoformat()]
     if not membership["auto_renew"]:
         sql += " AND s.entry_time < ?"
         params.append((date.fromisoformat(membership["end_date"]) + timedelta(days=1)).isoformat())
@@ -372,8 +395,20 @@ def _hours(sessions: list[dict[str, Any]], now: datetime) -> float:
     return round(seconds / 3600, 2)
 
 
+def _term_day(membership: dict[str, Any], today: date) -> date:
+    """The day whose term is "current": today, or the last day of an ended membership."""
+    last = date.fromisoformat(membership["end_date"])
+    if membership["cancelled_at"] is not None:
+        last = min(last, parse(membership["cancelled_at"]).date())
+    return (
+        today
+        if membership["auto_renew"] and membership["cancelled_at"] is None
+        else min(today, last)
+    )
+
+
 def usage_hours(db: Database, membership: dict[str, Any], now: datetime) -> float:
-    return _hours(term_sessions(db, membership), now)
+    return _hours(term_sessions(db, membership, _term_day(membership, now.date())), now)
 
 
 def usage(db: Database, ctx: Ctx, membership_id: int) -> dict[str, Any]:
@@ -382,7 +417,7 @@ def usage(db: Database, ctx: Ctx, membership_id: int) -> dict[str, Any]:
     m = require(db, "memberships", membership_id, "membership")
     require_owner_or(ctx.actor, m["user_id"], staff=False, what="membership")
     plan = require(db, "membership_plans", m["plan_id"], "membership plan")
-    stays = term_sessions(db, m)
+    stays = term_sessions(db, m, _term_day(m, ctx.utc_today))
     savings = ZERO
     for s in stays:
         if s["status"] == "completed" and s["member_discount"] is not None:
