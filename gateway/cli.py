@@ -1,4 +1,5 @@
-"""The ``carpark-gateway`` command: run the daemon, migrate the database, create users.
+"""The ``carpark-gateway`` command: run the daemon, migrate the database, create users,
+read plates from images and measure plate recognition on a labelled folder (``lpr``).
 
 Exit codes: 0 success, 1 the action failed (e.g. duplicate e-mail), 2 bad usage or a
 configuration error (argparse's convention), so that scripts can tell them apart.
@@ -7,13 +8,14 @@ configuration error (argparse's convention), so that scripts can tell them apart
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from email.utils import parseaddr
 
 import structlog
 
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, LprConfig, load_config
 from gateway.errors import GatewayError
 from gateway.logging import setup_logging
 from gateway.services import users
@@ -39,6 +41,34 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--password", required=True)
     create.add_argument("--role", required=True, choices=["admin", "operator", "customer"])
     create.add_argument("--name", default=None, help="full name (default: the e-mail's local part)")
+    lpr = sub.add_parser("lpr", help="plate recognition with the [lpr] models").add_subparsers(
+        dest="lpr_command", required=True
+    )
+    read = lpr.add_parser(
+        "read", help="print the plates found in images, with confidence and timing"
+    )
+    read.add_argument("images", nargs="+", metavar="IMAGE")
+    evaluate = lpr.add_parser(
+        "eval",
+        help="accuracy and timing on a labelled folder (openalpr <name>.txt files, or annotations.csv crops)",
+    )
+    evaluate.add_argument("directory", metavar="DIR")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead")
+    evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="the first N images")
+    for command in (read, evaluate):
+        command.add_argument(
+            "--max-side", type=int, default=None, metavar="PX", help="override lpr.max_side_px"
+        )
+        command.add_argument(
+            "--upscale",
+            action="store_true",
+            help="enlarge regions smaller than --max-side (up to 2x)",
+        )
+        command.add_argument(
+            "--refine",
+            action="store_true",
+            help="second detection pass on a zoomed window per plate",
+        )
     return parser
 
 
@@ -51,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(config.logging.level, config.logging.format)
     log = structlog.get_logger("gateway.cli")
+
+    if args.command == "lpr":
+        return _lpr(config.lpr, args)
 
     if args.command == "run":
         from gateway.daemon import run_daemon
@@ -99,6 +132,84 @@ def _create_user(store: Store, args: argparse.Namespace) -> int:
         print(f"carpark-gateway: {err.detail}", file=sys.stderr)
         return 1
     print(f"created {args.role} {email} (id {user_id})")
+    return 0
+
+
+def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
+    """``lpr read`` and ``lpr eval``: the pipeline the lane cameras run, on files."""
+    import json
+    import time
+
+    import cv2
+
+    from drivers.camera.lpr import LprModelError, LprPipeline
+    from drivers.camera.lpr_eval import Progress, evaluate, load_samples
+
+    if args.lpr_command == "eval" and args.limit is not None and args.limit < 1:
+        print("carpark-gateway: --limit must be at least 1", file=sys.stderr)
+        return 2
+    options: dict[str, object] = {"upscale": args.upscale, "refine": args.refine}
+    if args.max_side is not None:
+        if args.max_side < 64:
+            print("carpark-gateway: --max-side must be at least 64", file=sys.stderr)
+            return 2
+        options["max_side_px"] = args.max_side
+    try:
+        pipeline = LprPipeline.from_config(lpr, **options)
+    except LprModelError as err:
+        print(f"carpark-gateway: {err}", file=sys.stderr)
+        return 2
+
+    if args.lpr_command == "read":
+        failed = 0
+        for path in args.images:
+            image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+            if image is None:
+                print(f"{path}: cannot read the image", file=sys.stderr)
+                failed += 1
+                continue
+            started = time.perf_counter()
+            reads = pipeline.process(image)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            print(f"{path}: {len(reads)} plate(s) in {elapsed_ms:.0f} ms")
+            for r in reads:
+                x, y, w, h = r.box
+                chars = " ".join(f"{c:.2f}" for c in r.char_confidences)
+                print(
+                    f"  {r.text:<10} confidence {r.confidence:.2f}  box {x},{y},{w}x{h}"
+                    f"  detection {r.detection_score:.2f}  chars [{chars}]"
+                )
+        return 1 if failed else 0
+
+    try:
+        samples = load_samples(args.directory, args.limit)
+    except (OSError, ValueError) as err:
+        print(f"carpark-gateway: {err}", file=sys.stderr)
+        return 2
+    progress = Progress(len(samples), "lpr eval ")
+    try:
+        result = evaluate(pipeline, samples, on_step=progress.step)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(result.as_json()))
+        return 0
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 100:.1f} %"
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f} ms"
+
+    print(f"images               {result.n} ({result.unreadable} unreadable)")
+    print(f"exact plate          {pct(result.exact)}")
+    print(f"  ignoring O/0, I/1  {pct(result.exact_ignoring_o0_i1)}")
+    print(f"  most confident     {pct(result.exact_top)}")
+    print(f"character accuracy   {pct(result.char_accuracy)}")
+    print(f"detection recall     {pct(result.detection_recall)}  (IoU >= 0.5)")
+    print(
+        f"per frame            p50 {ms(result.ms_per_frame_p50)}, p99 {ms(result.ms_per_frame_p99)}"
+    )
     return 0
 
 
