@@ -536,3 +536,23 @@ class Options:
         unknown = sorted(set(self.values) - self._seen)
         if unknown:
             raise ConfigError(f"{self.where}: unknown key {unknown[0]!r}")
+
+
+def lpr_directory(directory: str) -> Path:
+    """Where ``[lpr] directory`` is: as given (relative to the working directory), else
+    relative to the repository, else a ``shared/lpr`` beside one of its parent folders.
+
+    The offline models and labelled images live beside the checkout (``../shared/lpr``),
+    not in it; a clone made elsewhere (CI) still finds them this way.
+    """
+    given = Path(directory)
+    if given.is_absolute() or given.exists():
+        return given
+    root = Path(__file__).resolve().parent.parent
+    if (root / given).exists():
+        return (root / given).resolve()
+    for parent in root.parents:
+        candidate = parent / "shared" / "lpr"
+        if candidate.is_dir():
+            return candidate
+    return given

@@ -101,3 +101,10 @@ def test_two_candidates_are_ambiguous_and_far_ones_do_not_match():
     assert match("KL770B", ["KL7708"]).plate == "KL7708"
     assert match("KL77", ["KL7700"]).kind == "none"  # two edits away
     assert match("ABC123", []).kind == "none"
+
+
+def test_continuous_next_vehicle_starts_a_new_group():
+    g = ReadGrouper(min_reads=1, single_read_confidence=0.9, gap=timedelta(seconds=5))
+    assert g.add(obs("CAR1", 0.95, 0), continuous=True).text == "CAR1"
+    assert g.add(obs("CAR7", 0.95, 1), continuous=True) is None  # a misread of the same car
+    assert g.add(obs("OTHER99", 0.95, 2), continuous=True).text == "OTHER99"  # the next car

@@ -289,6 +289,7 @@ def test_deny_list_never_opens_and_allow_list_opens_without_payment(lpr_gw: Runn
     assert status(lpr_gw, "entry-1")["barrier"] == "closed"
     presence, _ = loops(lpr_gw, "entry-1")
     lpr_gw.call(presence.set, False)
+    wait_for(lambda: not status(lpr_gw, "entry-1")["presence"], what="the denied car left")
 
     enter(lpr_gw, "VIP1")
     lpr_gw.clock.advance(hours=3)

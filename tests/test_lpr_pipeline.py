@@ -26,10 +26,10 @@ from drivers.camera.lpr import (
     padded_box,
 )
 from drivers.camera.lpr_eval import Sample, evaluate, load_samples
-from gateway.config import LprConfig
+from gateway.config import LprConfig, lpr_directory
 
 ROOT = Path(__file__).resolve().parent.parent
-LPR_DIR = (ROOT / (os.environ.get("CARPARK_LPR_DIR") or LprConfig().directory)).resolve()
+LPR_DIR = lpr_directory(os.environ.get("CARPARK_LPR_DIR") or LprConfig().directory).resolve()
 DATA = LPR_DIR / "data"
 SUBSET = 60  # images per set: keeps this file well under a minute on 2 cores
 

@@ -62,7 +62,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gateway.config import LprConfig
+from gateway.config import LprConfig, lpr_directory
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 Image = npt.NDArray[Any]  # uint8 HxWx3 BGR (checked by as_bgr)
@@ -475,7 +475,7 @@ class LprPipeline:
         """The pipeline of ``[lpr]``; model paths are relative to ``cfg.directory`` (itself
         relative to the working directory). ``detector_options`` override
         :class:`PlateDetector` settings (``max_side_px``, ``upscale``, ``refine``...)."""
-        directory = Path(cfg.directory)
+        directory = lpr_directory(cfg.directory)
         options: dict[str, Any] = {
             "score_threshold": cfg.detection_score,
             "min_plate_width_px": cfg.min_plate_width_px,

@@ -133,6 +133,7 @@ class ReadGrouper:
     """
 
     min_confidence: float = 0.6
+    emitted_text: str | None = None
     min_reads: int = 2  # or one read at ``single_read_confidence``
     single_read_confidence: float = 0.95
     gap: timedelta = timedelta(seconds=5)
@@ -153,8 +154,16 @@ class ReadGrouper:
     def add(self, observation: Observation, *, continuous: bool = False) -> PlateVote | None:
         """Add a read; returns the vote the first time the group is confident."""
         if continuous:
-            if self.last_at is not None and observation.at - self.last_at > self.gap:
-                self.observations, self.emitted = [], False
+            gone = self.last_at is not None and observation.at - self.last_at > self.gap
+            # Without a loop, another plate (not a misread of the one just decided) is the next vehicle.
+            other = (
+                self.emitted
+                and self.emitted_text is not None
+                and observation.text != self.emitted_text
+                and observation.text not in neighbours(self.emitted_text)
+            )
+            if gone or other:
+                self.observations, self.emitted, self.emitted_text = [], False, None
             self.armed = True
         elif not self.armed:
             return None
@@ -167,7 +176,7 @@ class ReadGrouper:
         if result.confidence >= self.min_confidence and (
             result.reads >= self.min_reads or result.best.confidence >= self.single_read_confidence
         ):
-            self.emitted = True
+            self.emitted, self.emitted_text = True, result.text
             return result
         return None
 
