@@ -28,6 +28,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+# bench/ holds ocpp.py: keep this folder off sys.path so ``import ocpp`` is the library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.domain.lanes import Credential
