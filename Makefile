@@ -35,7 +35,7 @@ run: $(VENV)/.installed
 	$(BIN)/carpark-gateway --config $(CONFIG) run
 
 test: $(VENV)/.installed-dev system-deps lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check gateway drivers tests bench

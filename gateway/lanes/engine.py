@@ -240,7 +240,12 @@ class Lane:
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         assert self._tg is not None
-        self._tg.create_task(self._guard(coro, name), name=f"lane[{self.spec.id}].{name}")
+        guarded = self._guard(coro, name)
+        try:
+            self._tg.create_task(guarded, name=f"lane[{self.spec.id}].{name}")
+        except RuntimeError:  # the lane is shutting down: nothing more starts
+            guarded.close()
+            coro.close()
 
     async def _guard(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         try:
