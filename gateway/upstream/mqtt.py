@@ -72,7 +72,7 @@ class MqttBridge:
             tls = ssl.create_default_context(cafile=c.ca_file)
             if c.cert_file:
                 tls.load_cert_chain(c.cert_file, c.key_file or None)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             c.host,
             c.port,
             identifier=c.client_id or f"carpark-{self.site_id}",
@@ -86,6 +86,11 @@ class MqttBridge:
             max_inflight_messages=c.max_inflight,
             max_queued_outgoing_messages=None,
         )
+        # aiomqtt logs a warning on every publish while more than 10 await their PUBACK;
+        # the relay keeps up to max_inflight in flight on purpose (plus one state or command
+        # publish at a time), so only more than that is worth a line in the journal.
+        client.pending_calls_threshold = c.max_inflight + 10
+        return client
 
     async def run(self) -> None:
         attempt = 0
