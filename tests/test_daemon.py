@@ -227,8 +227,10 @@ def test_example_configs_are_valid(name):
     from drivers import build_lane_devices
     from drivers.modbus import build_buses
 
-    config = load_config(Path(__file__).parent.parent / "config" / "examples" / name,
-                         env={"CARPARK_SECRET_KEY": "x" * 40})
+    config = load_config(
+        Path(__file__).parent.parent / "config" / "examples" / name,
+        env={"CARPARK_SECRET_KEY": "x" * 40},
+    )
     assert config.lanes
     buses = build_buses(config.modbus)
     for lane in config.lanes:
