@@ -696,6 +696,123 @@ def report(res: PhaseResult, args: argparse.Namespace) -> None:
         print(f"    {sample}")
 
 
+def load_reports_data(path: Path, reservations: int, sessions: int) -> tuple[list[int], str, str]:
+    """Reservations and history for (c) and (d): ``reservations`` future bookings over the
+    next two weeks, and completed stays until the table holds ``sessions`` rows."""
+    rng = random.Random(11)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute("BEGIN IMMEDIATE")
+    now = datetime.now(UTC)
+    ts = iso(now)
+    type_id = db.execute("SELECT id FROM vehicle_types WHERE name = 'Car'").fetchone()[0]
+    zones = [r[0] for r in db.execute("SELECT id FROM zones")]
+    user = db.execute(
+        "INSERT INTO users (email, password_hash, full_name, role, created_at, updated_at)"
+        " VALUES ('booker@example.com', 'x', 'Booker', 'customer', ?, ?)",
+        [ts, ts],
+    ).lastrowid
+    seen: set[str] = set()
+    for n in range(reservations):
+        vehicle = db.execute(
+            "INSERT INTO vehicles (license_plate, vehicle_type_id, user_id, is_ev, created_at, updated_at)"
+            " VALUES (?, ?, ?, 0, ?, ?)",
+            [f"RSV{n:06d}", type_id, user, ts, ts],
+        ).lastrowid
+        start = now + timedelta(hours=1 + rng.random() * 14 * 24)
+        end = start + timedelta(hours=rng.choice([1, 2, 3, 4, 8, 24]))
+        db.execute(
+            "INSERT INTO reservations (user_id, vehicle_id, zone_id, start_time, end_time, status,"
+            " confirmation_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'confirmed', ?, ?, ?)",
+            [
+                user,
+                vehicle,
+                rng.choice(zones),
+                iso(start),
+                iso(end),
+                _unique("RSV-", seen)[:12],
+                ts,
+                ts,
+            ],
+        )
+    have = db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+    vehicles = [
+        r[0] for r in db.execute("SELECT id FROM vehicles WHERE license_plate LIKE 'PAST%'")
+    ]
+    spaces = [r[0] for r in db.execute("SELECT id FROM spaces")]
+    tickets: set[str] = set()
+    for n in range(max(0, sessions - have)):
+        entry = now - timedelta(days=60) + timedelta(seconds=n * 50)
+        leave = entry + timedelta(minutes=rng.randint(5, 300))
+        db.execute(
+            "INSERT INTO sessions (vehicle_id, space_id, ticket_number, status, entry_time, exit_time,"
+            " created_at, updated_at) VALUES (?, ?, ?, 'completed', ?, ?, ?, ?)",
+            [
+                rng.choice(vehicles),
+                rng.choice(spaces),
+                _unique("TKT-", tickets),
+                iso(entry),
+                iso(leave),
+                iso(entry),
+                iso(leave),
+            ],
+        )
+    db.execute("COMMIT")
+    db.close()
+    return zones, iso(now + timedelta(days=3, hours=8)), iso(now + timedelta(days=3, hours=17))
+
+
+def measure_reads(
+    base_url: str,
+    admin_token: str,
+    zones: list[int],
+    start: str,
+    end: str,
+    requests: int = 400,
+    concurrency: int = 4,
+) -> None:
+    """(c) reservation availability and (d) the dashboard: latency under a few concurrent clients."""
+
+    def timed(call: Any) -> list[float]:
+        def one(i: int) -> float:
+            t0 = time.perf_counter()
+            r = call(i)
+            assert r.status_code == 200, r.text
+            return time.perf_counter() - t0
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(20)))  # warm-up
+            return list(pool.map(one, range(requests)))
+
+    with httpx.Client(base_url=f"{base_url}/api/v1", timeout=30) as api:
+        availability = timed(
+            lambda i: api.get(
+                "/reservations/availability",
+                params={"start_time": start, "end_time": end, "zone_id": zones[i % len(zones)]},
+            )
+        )
+        site_wide = timed(
+            lambda i: api.get(
+                "/reservations/availability", params={"start_time": start, "end_time": end}
+            )
+        )
+        dashboard = timed(
+            lambda i: api.get(
+                "/reports/dashboard", headers={"Authorization": f"Bearer {admin_token}"}
+            )
+        )
+    print(
+        f"(c) GET /reservations/availability over the reservations (window 9 h, {concurrency} clients)"
+    )
+    print("  " + line("per zone", availability, sum(availability) / concurrency))
+    print("  " + line("site-wide", site_wide, sum(site_wide) / concurrency))
+    print(f"(d) GET /reports/dashboard over the sessions ({concurrency} clients)")
+    print("  " + line("dashboard", dashboard, sum(dashboard) / concurrency))
+    for name, values in (("availability", availability + site_wide), ("dashboard", dashboard)):
+        p99 = pct(values, 99) * 1000
+        print(f"  target {name} p99 <= 50 ms: {p99:.1f} ms -> {'MET' if p99 <= 50 else 'MISSED'}")
+
+
 def verdict(validate: PhaseResult | None, cycle: PhaseResult | None) -> None:
     print("targets (2-core machine):")
     if validate is not None:
@@ -725,7 +842,9 @@ def main() -> None:
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
     parser.add_argument("--active", type=int, default=600, help="vehicles inside for (a)")
     parser.add_argument(
-        "--phases", default="validate,cycle", help="comma-separated: validate, cycle"
+        "--phases",
+        default="validate,cycle,reports",
+        help="comma-separated: validate, cycle, reports (availability and dashboard)",
     )
     parser.add_argument(
         "--py-spy",
@@ -795,6 +914,17 @@ def main() -> None:
             if args.py_spy:
                 summarize_profile(Path(f"{args.py_spy}.cycle.txt"))
         verdict(validate, cycle)
+        if "reports" in phases:
+            zones, start, end = load_reports_data(server.database, 10_000, 100_000)
+            with httpx.Client(base_url=f"{server.base_url}/api/v1", timeout=30) as api:
+                admin_token = login(api, *ADMIN)
+            db = sqlite3.connect(server.database)
+            print(
+                f"reports data: {db.execute('SELECT COUNT(*) FROM reservations').fetchone()[0]} reservations,"
+                f" {db.execute('SELECT COUNT(*) FROM sessions').fetchone()[0]} sessions"
+            )
+            db.close()
+            measure_reads(server.base_url, admin_token, zones, start, end)
     finally:
         server.stop()
         if args.keep:

@@ -230,6 +230,8 @@ class Lane:
             self.state, commands = step(self.machine, self.state, event, now)
             if isinstance(event, DecisionMade):
                 self._decided(event.decision, now)
+            elif self.state.last_decision is not before.last_decision:
+                self.last_decision_at = now  # an operator's open, a refusal by the lane itself
             for command in commands:
                 self._execute(command)
             if self.state.presence != before.presence and self.camera is not None:
