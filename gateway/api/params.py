@@ -38,3 +38,11 @@ def paged(
         )
     ]
     return {key: items, "total": total, "page": page, "limit": limit}
+
+
+def equal_to(where: list[str], params: list[Any], **columns: Any) -> None:
+    """Add ``column = ?`` for each filter the client gave (None: that filter is not used)."""
+    for column, value in columns.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)

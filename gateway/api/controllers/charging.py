@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.api.auth import PUBLIC, admin
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
+from gateway.api.params import Limit, Page, equal_to, paged
 from gateway.api.schemas import (
     ChargerType,
     ChargeStartIn,
@@ -204,14 +204,7 @@ class ChargingController(Controller):
                 "(user_id = ? OR vehicle_id IN (SELECT id FROM vehicles WHERE user_id = ?))"
             )
             params.extend([request.user.id, request.user.id])
-        for column, value in (
-            ("station_id", station_id),
-            ("vehicle_id", vehicle_id),
-            ("status", status),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        equal_to(where, params, station_id=station_id, vehicle_id=vehicle_id, status=status)
         return paged(
             deps.db,
             key="sessions",

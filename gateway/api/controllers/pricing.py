@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.api.auth import PUBLIC, admin
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
+from gateway.api.params import Limit, Page, equal_to, paged
 from gateway.api.schemas import (
     DiscountIn,
     DiscountUpdate,
@@ -48,10 +48,7 @@ class RateController(Controller):
         is_active: FromQuery[bool] = True,
     ) -> list[dict[str, Any]]:
         where, params = ["is_active = ?"], [int(is_active)]
-        for column, value in (("vehicle_type_id", vehicle_type_id), ("zone_id", zone_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        equal_to(where, params, vehicle_type_id=vehicle_type_id, zone_id=zone_id)
         return [
             rate_view(r)
             for r in rows(
@@ -148,10 +145,7 @@ class PaymentController(Controller):
         if not request.user.is_admin:
             where.append("user_id = ?")
             params.append(request.user.id)
-        for column, value in (("status", status), ("session_id", session_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        equal_to(where, params, status=status, session_id=session_id)
         result = paged(
             deps.db,
             key="payments",

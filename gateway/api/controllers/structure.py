@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from gateway.api.auth import PUBLIC, admin, staff
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
+from gateway.api.params import Limit, Page, equal_to, paged
 from gateway.api.schemas import (
     LevelIn,
     LevelUpdate,
@@ -131,11 +131,9 @@ class SpaceController(Controller):
         status: FromQuery[SpaceStatus | None] = None,
         space_type: FromQuery[SpaceType | None] = None,
     ) -> dict[str, Any]:
-        where, params = [], []
-        for column, value in (("zone_id", zone_id), ("status", status), ("space_type", space_type)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where: list[str] = []
+        params: list[Any] = []
+        equal_to(where, params, zone_id=zone_id, status=status, space_type=space_type)
         return paged(
             deps.db,
             key="spaces",
