@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -89,6 +90,9 @@ class Daemon:
             self._loop.call_soon_threadsafe(self._stop.set)
 
     async def run(self) -> None:
+        # The event loop shares the interpreter with the store's writer thread: hand the GIL
+        # over every millisecond (not 5), so a barrier command is not held up by a commit.
+        sys.setswitchinterval(0.001)
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         if threading.current_thread() is threading.main_thread():

@@ -32,6 +32,7 @@ class Decider:
         self.deps = deps
         self.evidence = evidence
         self.metrics: Any = None  # gateway.metrics.Metrics, set by the composition root
+        self._last_read_id: int | None = None
 
     def _ctx(self) -> Ctx:
         return self.deps.ctx_for(SYSTEM)
@@ -53,12 +54,24 @@ class Decider:
             self.metrics.decisions.labels(
                 lane.id, str(decision.allowed).lower(), decision.reason
             ).inc()
-        if credential.read_id is not None:
-            read_id = credential.read_id
-            await self.deps.store.write(
-                lambda db: plates.link_decision(db, read_id, decision.session_id, decision.reason)
-            )
         return decision
+
+    async def link_read(self, read_id: int, decision: Decision) -> None:
+        await self.deps.store.write(
+            lambda db: plates.link_decision(db, read_id, decision.session_id, decision.reason)
+        )
+
+    def next_read_id(self) -> int:
+        """Plate read ids are handed out here (this daemon is the table's only writer), so a
+        lane can act on a read before its row is committed."""
+        if self._last_read_id is None:
+            self._last_read_id = int(
+                self.deps.store.reader.execute(
+                    "SELECT IFNULL(MAX(id), 0) FROM plate_reads"
+                ).fetchone()[0]
+            )
+        self._last_read_id += 1
+        return self._last_read_id
 
     # -- entry ---------------------------------------------------------------------------
     async def _entry(self, lane: LaneSpec, credential: Credential) -> Decision:
@@ -237,13 +250,14 @@ class Decider:
 
         await self.deps.store.write(undo)
 
-    async def record_read(self, lane: LaneSpec, read: Any) -> int:
+    async def record_read(self, lane: LaneSpec, read: Any, read_id: int) -> int:
         ctx = self._ctx()
         vote = read.vote
         return await self.deps.store.write(
             lambda db: plates.record_read(
                 db,
                 ctx,
+                read_id=read_id,
                 lane_id=lane.id,
                 camera_id=read.camera_id,
                 source=read.source,

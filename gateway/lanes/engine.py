@@ -310,6 +310,9 @@ class Lane:
     def _decided(self, decision: Decision, now: datetime) -> None:
         self.last_decision_at = now
         credential = decision.credential
+        if credential is not None and credential.read_id is not None:
+            # After the decision, off its path; the writer's queue keeps it behind the read's row.
+            self._spawn(self.decider.link_read(credential.read_id, decision), "link_read")
         self._spawn(
             self.decider.audit(
                 "lane_decision",
@@ -339,8 +342,16 @@ class Lane:
         self._spawn(self._record_read(read), "plate_read")
 
     async def _record_read(self, read: Any) -> None:
+        """Hand the plate to the lane first, then record it: the barrier never waits for the row."""
         vote = read.vote
-        read_id = await self.decider.record_read(self.spec, read)
+        read_id = self.decider.next_read_id()
+        if read.confident:
+            self.present(
+                Credential(
+                    kind="plate", value=vote.text, confidence=vote.confidence, read_id=read_id
+                )
+            )
+        await self.decider.record_read(self.spec, read, read_id)
         self.log.info(
             "plate_read",
             plate=vote.text,
@@ -351,12 +362,6 @@ class Lane:
             read_id=read_id,
             ms_since_trigger=round(self.last_read_latency_ms, 1),
         )
-        if read.confident:
-            self.present(
-                Credential(
-                    kind="plate", value=vote.text, confidence=vote.confidence, read_id=read_id
-                )
-            )
         for listener in list(self.read_listeners):
             listener(self, read, read_id)
         await self.decider.store_evidence(read_id, read)

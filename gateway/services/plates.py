@@ -26,6 +26,7 @@ def record_read(
     db: Database,
     ctx: Ctx,
     *,
+    read_id: int | None = None,
     lane_id: str | None,
     camera_id: str | None,
     source: str,
@@ -41,6 +42,7 @@ def record_read(
         db,
         "plate_reads",
         {
+            **({"id": read_id} if read_id is not None else {}),
             "lane_id": lane_id,
             "camera_id": camera_id,
             "source": source,
