@@ -198,13 +198,29 @@ def trigger_to_read(directory: str, vehicles: int, max_side: int) -> None:
     try:
         time.sleep(1.0)  # the capture thread has frames
         for _ in range(vehicles):
-            before = lane.last_read_latency_ms
+            before, decided = lane.last_read_latency_ms, lane.state.last_decision
             daemon._loop.call_soon_threadsafe(lane.devices.presence_loop.set, True)
             wait_for(lambda b=before: lane.last_read_latency_ms != b, timeout=10, interval=0.002)
             latencies.append(lane.last_read_latency_ms)
-            daemon._loop.call_soon_threadsafe(lane.devices.presence_loop.set, False)
+            # The vehicle drives through once the lane has decided (the first entry is
+            # granted, the repeats are refused by anti-passback): safety loop on, presence
+            # off, safety off, so the lane never waits on its back-out timer.
+            wait_for(
+                lambda d=decided: (
+                    lane.state.last_decision is not d and lane.state.phase in ("idle", "granted")
+                ),
+                timeout=10,
+            )
+            for loop, value in (
+                ("safety_loop", True),
+                ("presence_loop", False),
+                ("safety_loop", False),
+            ):
+                # One change at a time: the simulated loop reports its level, not pulses.
+                daemon._loop.call_soon_threadsafe(getattr(lane.devices, loop).set, value)
+                field = "safety" if loop == "safety_loop" else "presence"
+                wait_for(lambda f=field, v=value: getattr(lane.state, f) == v, timeout=10)
             wait_for(lambda: lane.state.phase == "idle" and not lane.state.presence, timeout=10)
-            daemon._loop.call_soon_threadsafe(lane.devices.presence_loop.set, False)
     finally:
         daemon.request_stop()
         thread.join(15)
