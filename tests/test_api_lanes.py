@@ -126,3 +126,39 @@ def test_health_and_lanes_survive_garbage_requests(lanes_gw: Running) -> None:
         )
         assert r.status_code == 400
         assert op.get("/lanes/exit-1").status_code == 200
+
+
+def test_barriers_go_to_their_shutdown_state_when_the_daemon_stops(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    lanes = [
+        {"id": "exit-open", "kind": "exit", "on_shutdown": "open", **SIMULATED},
+        {"id": "entry-close", "kind": "entry", "on_shutdown": "close", **SIMULATED},
+        {"id": "entry-blocked", "kind": "entry", "on_shutdown": "close", **SIMULATED},
+        {"id": "entry-leave", "kind": "entry", **SIMULATED},
+    ]
+    daemon, thread = start_daemon(config_from(tmp_path, lanes=lanes), clock)
+    assert daemon.lanes is not None and daemon._loop is not None
+    blocked = daemon.lanes.get("entry-blocked")
+    daemon._loop.call_soon_threadsafe(blocked.devices.safety_loop.set, True)
+    wait_for(lambda: blocked.state.safety)
+    barriers = {
+        lane_id: daemon.lanes.get(lane_id).devices.barrier for lane_id in daemon.lanes.lanes
+    }
+    before = {lane_id: list(b.commands) for lane_id, b in barriers.items()}
+    daemon.request_stop()
+    thread.join(15)
+    assert not thread.is_alive()
+    sent = {lane_id: b.commands[len(before[lane_id]) :] for lane_id, b in barriers.items()}
+    assert sent["exit-open"] == ["open"]
+    assert sent["entry-close"] == ["closed"]
+    assert sent["entry-blocked"] == []  # never close onto a vehicle under the arm
+    assert sent["entry-leave"] == []
+
+
+def test_unknown_shutdown_state_is_refused(tmp_path: Path) -> None:
+    from gateway.config import ConfigError
+    from gateway.lanes.config import parse_lanes
+
+    with pytest.raises(ConfigError, match="on_shutdown"):
+        parse_lanes([{"id": "x", "kind": "exit", "on_shutdown": "explode", **SIMULATED}])

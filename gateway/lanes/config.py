@@ -27,6 +27,9 @@ class LaneSpec:
         "hard"  # hard: refuse a vehicle already inside; soft: let it in, raise an alarm
     )
     mode: str = "normal"
+    # What the barrier does when the daemon stops: stay as it is, open (the lane is then
+    # free-flowing: an exit during maintenance) or close (never onto a vehicle).
+    on_shutdown: str = "leave"
     timings: LaneTimings = field(default_factory=LaneTimings)
     devices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -81,6 +84,7 @@ def parse_lanes(raw: Any) -> tuple[LaneSpec, ...]:
             kind=kind,
             anti_passback=o.choice("anti_passback", ("hard", "soft"), "hard"),
             mode=mode,
+            on_shutdown=o.choice("on_shutdown", ("leave", "open", "close"), "leave"),
             timings=timings,
             devices=devices,
         )

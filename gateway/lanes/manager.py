@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
+
 from gateway.domain.lanes import MODES, Credential
 from gateway.errors import Invalid, NotFound
 from gateway.lanes.decisions import Decider
 from gateway.lanes.engine import Lane
+
+log = structlog.get_logger("gateway.lanes")
 
 
 class LaneManager:
@@ -19,9 +23,28 @@ class LaneManager:
     async def run(self) -> None:
         if not self.lanes:
             return
-        async with asyncio.TaskGroup() as tg:
-            for lane in self.lanes.values():
-                tg.create_task(lane.run(), name=f"lane[{lane.spec.id}]")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for lane in self.lanes.values():
+                    tg.create_task(lane.run(), name=f"lane[{lane.spec.id}]")
+        except asyncio.CancelledError:
+            await asyncio.shield(self._safe_state())
+            raise
+
+    async def _safe_state(self) -> None:
+        """On shutdown, leave each barrier in its configured state (bounded, best effort)."""
+        for lane in self.lanes.values():
+            wanted = lane.spec.on_shutdown
+            if wanted == "leave" or (wanted == "close" and lane.state.safety):
+                continue
+            barrier = lane.devices.barrier
+            try:
+                async with asyncio.timeout(2):
+                    await (barrier.open() if wanted == "open" else barrier.close())
+            except Exception as err:  # the device may be the reason we stop
+                log.warning(
+                    "shutdown_barrier_failed", lane=lane.spec.id, wanted=wanted, error=str(err)
+                )
 
     def get(self, lane_id: str) -> Lane:
         lane = self.lanes.get(lane_id)
