@@ -112,6 +112,12 @@ class LprConfig:
     min_plate_width_px: int = 40
     padding: float = 0.10  # crop padding around the detected box, fraction of its size
     max_side_px: int = 960  # frames are downscaled to this for detection
+    # Small frames (low-resolution cameras, plates under ~40 px) are also enlarged, up to
+    # 2x, to reach max_side_px: tighter boxes and better reads at 2-3x the detection time.
+    upscale: bool = False
+    # A second detection on a zoomed window around each plate: helps small plates in big
+    # frames, hurts some large ones; 5-10 ms per plate.
+    refine: bool = False
     # Plate rules: a read is accepted when it matches one of these (empty: any text).
     formats: tuple[str, ...] = ()
     min_confidence: float = 0.6  # a vote below this is not a confident plate
