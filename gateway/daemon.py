@@ -187,6 +187,7 @@ class Daemon:
                 log.info("daemon_stopping")
                 notify("STOPPING=1")
                 server.should_exit = True
+                await self.lanes.shutdown()
                 for task in [*helpers, stop_wait]:
                     task.cancel()
         finally:

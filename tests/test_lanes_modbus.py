@@ -446,3 +446,20 @@ def test_modbus_rtu_over_a_serial_line(tmp_path: Path, clock: ManualClock) -> No
         thread.join(15)
         peer.stop()
         link.close()
+
+
+def test_clean_stop_opens_an_on_shutdown_open_lane(
+    tmp_path: Path, clock: ManualClock, controller: BarrierController
+) -> None:
+    gateway = run_gateway(
+        tmp_path, clock, controller.port, [modbus_lane("exit-1", "exit", on_shutdown="open")]
+    )
+    gw = next(gateway)
+    wait_for(lambda: lane_status(gw, "exit-1")["devices"]["barrier"] == "ok", what="barrier polled")
+    assert controller.writes_of(OPEN_COIL) == []
+    next(gateway, None)  # stops the daemon
+    assert not gw.daemon.ready.is_set()
+    # Commanded over the still-connected bus, and the pulse released before the bus closed.
+    assert len(controller.writes_of(OPEN_COIL)) == 1
+    assert len(controller.writes_of(OPEN_COIL, False)) == 1
+    wait_for(lambda: controller.position == "open", what="the controller's barrier open")

@@ -145,3 +145,19 @@ def test_bad_device_config_names_the_key(tmp_path: Path, relay: Pty, detector: P
         start_daemon(config_from(tmp_path, lanes=[lane]), ManualClock())
     with pytest.raises(ConfigError, match="kind must be one of"):
         config_from(tmp_path, lanes=[{**serial_lane(relay, detector), "kind": "sideways"}])
+
+
+def test_clean_stop_sends_the_relay_its_shutdown_command(
+    tmp_path: Path, clock: ManualClock, relay: Pty, detector: Pty
+) -> None:
+    # The relay's port closes when its driver is cancelled: the command has to go first.
+    lane = {**serial_lane(relay, detector), "on_shutdown": "open"}
+    daemon, thread = start_daemon(config_from(tmp_path, lanes=[lane]), clock)
+    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
+    gw.user("operator@example.com", "operator")
+    wait_for(lambda: status(gw)["devices"]["barrier"] == "ok", what="relay port open")
+    assert relay.read_all() == b""
+    daemon.request_stop()
+    thread.join(15)
+    assert not thread.is_alive()
+    assert wait_for(lambda: relay.read_all(), what="open bytes at shutdown") == OPEN

@@ -23,28 +23,50 @@ class LaneManager:
     async def run(self) -> None:
         if not self.lanes:
             return
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for lane in self.lanes.values():
-                    tg.create_task(lane.run(), name=f"lane[{lane.spec.id}]")
-        except asyncio.CancelledError:
-            await asyncio.shield(self._safe_state())
-            raise
+        async with asyncio.TaskGroup() as tg:
+            for lane in self.lanes.values():
+                tg.create_task(lane.run(), name=f"lane[{lane.spec.id}]")
 
-    async def _safe_state(self) -> None:
-        """On shutdown, leave each barrier in its configured state (bounded, best effort)."""
-        for lane in self.lanes.values():
+    async def shutdown(self, timeout_s: float = 3.0) -> None:
+        """Put each barrier in its ``on_shutdown`` state before the lanes are cancelled.
+
+        Called by the daemon while the lanes still run, so the devices are still connected
+        (a serial relay closes its port when cancelled) and a pulse is released before the
+        bus closes. Waits for the position to be confirmed, bounded: a device that does
+        not answer must not hold up a restart.
+        """
+
+        async def one(lane: Lane) -> None:
             wanted = lane.spec.on_shutdown
             if wanted == "leave" or (wanted == "close" and lane.state.safety):
-                continue
+                return  # never close onto a vehicle under the arm
+            target = "open" if wanted == "open" else "closed"
             barrier = lane.devices.barrier
+            changed = asyncio.Event()
+
+            def wake(_lane: Lane) -> None:
+                changed.set()
+
+            lane.listeners.append(wake)
             try:
-                async with asyncio.timeout(2):
+                async with asyncio.timeout(timeout_s):
                     await (barrier.open() if wanted == "open" else barrier.close())
+                    while lane.state.position != target:
+                        await changed.wait()
+                        changed.clear()
             except Exception as err:  # the device may be the reason we stop
                 log.warning(
-                    "shutdown_barrier_failed", lane=lane.spec.id, wanted=wanted, error=str(err)
+                    "shutdown_barrier_failed",
+                    lane=lane.spec.id,
+                    wanted=target,
+                    error=str(err) or type(err).__name__,
                 )
+            else:
+                log.info("shutdown_barrier", lane=lane.spec.id, position=target)
+            finally:
+                lane.listeners.remove(wake)
+
+        await asyncio.gather(*(one(lane) for lane in self.lanes.values()))
 
     def get(self, lane_id: str) -> Lane:
         lane = self.lanes.get(lane_id)
