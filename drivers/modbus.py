@@ -115,7 +115,16 @@ class ModbusBus:
         return client
 
     async def _call(self, what: str, fn_name: str, *args: Any, **kwargs: Any) -> Any:
-        async with self._lock:
+        # Waiting for the bus is bounded too (far above a queue of slow requests): a request
+        # that never ends (a library that swallowed its timeout) must show up as a fault and
+        # have its connection dropped, not freeze every device behind it.
+        try:
+            async with asyncio.timeout(max(2.0, 10 * self.spec.timeout_s)):
+                await self._lock.acquire()
+        except TimeoutError:
+            self.close()
+            raise DeviceUnavailable(f"modbus[{self.spec.name}]: {what}: bus busy") from None
+        try:
             client = await self._connected()
             try:
                 async with asyncio.timeout(self.spec.timeout_s):
@@ -125,6 +134,8 @@ class ModbusBus:
                 raise DeviceUnavailable(
                     f"modbus[{self.spec.name}]: {what}: {str(err) or type(err).__name__}"
                 ) from err
+        finally:
+            self._lock.release()
         if response.isError():
             raise DeviceUnavailable(f"modbus[{self.spec.name}]: {what}: device answered {response}")
         return response
@@ -161,9 +172,25 @@ class ModbusBus:
 @dataclass
 class Subscription:
     addresses: tuple[int, ...]
+    stale_s: float = 5.0
     queue: asyncio.Queue[dict[int, bool] | DeviceUnavailable] = field(
         default_factory=lambda: asyncio.Queue(maxsize=1)
     )
+
+    async def get(self) -> dict[int, bool]:
+        """The next reading of the inputs.
+
+        A poller that goes quiet is a device fault: a safety loop must never keep its last
+        "clear" because nobody reads it any more.
+        """
+        try:
+            async with asyncio.timeout(self.stale_s):
+                item = await self.queue.get()
+        except TimeoutError:
+            raise DeviceUnavailable(f"no reading of the inputs for {self.stale_s:g} s") from None
+        if isinstance(item, DeviceUnavailable):
+            raise item
+        return item
 
     def offer(self, item: dict[int, bool] | DeviceUnavailable) -> None:
         """Latest value wins: a slow consumer sees the newest inputs, never a backlog."""
@@ -181,13 +208,21 @@ class UnitPoller:
         self.hz = 1.0
         self.subscriptions: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
+        self._progress = 0.0  # loop time of the poll task's last finished cycle
 
     def subscribe(self, addresses: tuple[int, ...], hz: float) -> Subscription:
-        sub = Subscription(addresses)
+        # A cycle takes at most a connect and a read (3 timeouts) plus the poll period;
+        # a reading later than that (with a margin for a busy CPU) means a stuck poller.
+        sub = Subscription(addresses, stale_s=3 * self.bus.spec.timeout_s + 2 / hz + 2.0)
         self.subscriptions.append(sub)
         self.hz = max(self.hz, hz)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
+        loop = asyncio.get_running_loop()
+        stuck = self._task is not None and loop.time() - self._progress > sub.stale_s
+        if self._task is None or self._task.done() or stuck:
+            if self._task is not None:
+                self._task.cancel()
+            self._progress = loop.time()
+            self._task = loop.create_task(
                 self._run(), name=f"modbus[{self.bus.spec.name}].unit[{self.unit}].poll"
             )
         return sub
@@ -208,6 +243,7 @@ class UnitPoller:
                 bits = await self.bus.read_inputs(self.unit, low, high - low + 1)
             except DeviceUnavailable as err:
                 failures += 1
+                self._progress = asyncio.get_running_loop().time()
                 for sub in list(self.subscriptions):
                     sub.offer(err)
                 await asyncio.sleep(
@@ -215,6 +251,7 @@ class UnitPoller:
                 )
                 continue
             failures = 0
+            self._progress = asyncio.get_running_loop().time()
             snapshot = {low + i: bit for i, bit in enumerate(bits)}
             for sub in list(self.subscriptions):
                 sub.offer({a: snapshot[a] for a in sub.addresses})

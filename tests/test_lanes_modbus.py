@@ -463,3 +463,56 @@ def test_clean_stop_opens_an_on_shutdown_open_lane(
     assert len(controller.writes_of(OPEN_COIL)) == 1
     assert len(controller.writes_of(OPEN_COIL, False)) == 1
     wait_for(lambda: controller.position == "open", what="the controller's barrier open")
+
+
+def test_a_quiet_poller_or_a_stuck_bus_is_a_fault_not_a_frozen_input(
+    controller: BarrierController,
+) -> None:
+    """Inputs that stop being read must not keep their last value (a safety loop "clear"):
+    the subscriber faults, a stuck poll task is replaced on the next subscription, and a
+    request stuck behind a bus that never frees gives up with "bus busy"."""
+    import asyncio
+
+    from drivers.modbus import BusSpec, ModbusBus
+    from gateway.ports import DeviceUnavailable
+
+    async def scenario() -> None:
+        spec = BusSpec(
+            name="io", transport="tcp", host="127.0.0.1", port=controller.port, timeout_s=0.1
+        )
+        bus = ModbusBus(spec)
+        loop = asyncio.get_running_loop()
+        try:
+            poller = bus.poller(1)
+            first = poller.subscribe((PRESENCE,), 50)
+            slow = poller.subscribe((SAFETY,), 1)  # stays subscribed: the task is not idle
+            assert await first.get() == {PRESENCE: False}
+            assert slow.stale_s > first.stale_s
+            # The poll task hangs (here: swapped for one that never polls).
+            assert poller._task is not None
+            poller._task.cancel()
+            poller._task = loop.create_task(asyncio.sleep(3600))
+            started = loop.time()
+            with pytest.raises(DeviceUnavailable, match="no reading"):
+                while True:
+                    await first.get()
+            assert loop.time() - started <= first.stale_s + 0.5
+            poller.unsubscribe(first)
+            # The next subscription sees the task has made no progress and replaces it.
+            controller.presence(True)
+            again = poller.subscribe((PRESENCE,), 50)
+            assert await again.get() == {PRESENCE: True}
+            # A request waiting for a bus that never frees gives up.
+            await bus._lock.acquire()
+            started = loop.time()
+            with pytest.raises(DeviceUnavailable, match="bus busy"):
+                await bus.read_inputs(1, PRESENCE, 1)
+            assert 1.5 <= loop.time() - started <= 3.0
+            bus._lock.release()
+            assert await bus.read_inputs(1, PRESENCE, 1) == [True]
+        finally:
+            for sub in list(poller.subscriptions):
+                poller.unsubscribe(sub)
+            bus.close()
+
+    asyncio.run(scenario())

@@ -96,9 +96,7 @@ class ModbusBarrier:
         fault: bool | None = None
         try:
             while True:
-                item = await sub.queue.get()
-                if isinstance(item, DeviceUnavailable):
-                    raise item
+                item = await sub.get()
                 link.healthy()
                 if self.fault_input is not None and item[self.fault_input] != fault:
                     fault = item[self.fault_input]

@@ -8,7 +8,7 @@ from typing import Any
 from drivers.loop.debounce import Debouncer
 from drivers.modbus import ModbusBus, bus_for
 from gateway.config import Options
-from gateway.ports import DeviceLink, DeviceUnavailable
+from gateway.ports import DeviceLink
 
 
 class ModbusLoop:
@@ -48,9 +48,7 @@ class ModbusLoop:
         debounce = Debouncer(self.debounce_s)
         try:
             while True:
-                item = await sub.queue.get()
-                if isinstance(item, DeviceUnavailable):
-                    raise item
+                item = await sub.get()
                 link.healthy()
                 state = debounce.feed(item[self.input] == self.active_high)
                 if state is not None:
