@@ -12,7 +12,7 @@ from sqlite_utils import Database
 from gateway.domain.plate_reads import Match, match, neighbours
 from gateway.errors import Conflict, Invalid
 from gateway.services import Ctx, one, require, rows, scalar, stamp_insert, stamp_update
-from gateway.services.vehicles import default_vehicle_type
+from gateway.services.vehicles import register_unowned
 from gateway.store import outbox
 from gateway.timeutil import iso
 
@@ -158,19 +158,8 @@ def correct(db: Database, ctx: Ctx, read_id: int, plate: str) -> None:
     ):
         raise Conflict(f"vehicle {plate} already has an active session")
     if vehicle is None:
-        vehicle_id = stamp_insert(
-            db,
-            "vehicles",
-            {
-                "license_plate": plate,
-                "vehicle_type_id": default_vehicle_type(db, ctx),
-                "user_id": None,
-                "is_ev": False,
-            },
-            ctx.now,
-        )
-    else:
-        vehicle_id = vehicle["id"]
+        vehicle = register_unowned(db, ctx, plate, source="correction")
+    vehicle_id = vehicle["id"]
     stamp_update(db, "sessions", session["id"], {"vehicle_id": vehicle_id}, ctx.now)
     outbox.append(
         db,

@@ -26,7 +26,7 @@ from gateway.domain.fees import (
 )
 from gateway.errors import Conflict, Invalid, NotFound, PaymentRequired
 from gateway.services import Ctx, charging, memberships, one, require, scalar
-from gateway.services.vehicles import default_vehicle_type
+from gateway.services.vehicles import register_unowned
 from gateway.store import outbox
 from gateway.timeutil import iso, parse, parse_opt
 
@@ -177,27 +177,7 @@ def entry(
         raise Invalid("entry_time must not be in the future", field="entry_time")
     vehicle = one(db, "SELECT * FROM vehicles WHERE license_plate = ?", [license_plate])
     if vehicle is None:
-        type_id = default_vehicle_type(db, ctx)
-        ts = iso(ctx.now)
-        new_id = db.execute(
-            "INSERT INTO vehicles (license_plate, vehicle_type_id, user_id, is_ev, created_at, updated_at)"
-            " VALUES (?, ?, NULL, 0, ?, ?)",
-            [license_plate, type_id, ts, ts],
-        ).lastrowid
-        vehicle = require(db, "vehicles", int(new_id or 0), "vehicle")
-        outbox.append(
-            db,
-            "vehicle_registered",
-            {
-                "vehicle_id": vehicle["id"],
-                "license_plate": license_plate,
-                "user_id": None,
-                "vehicle_type_id": type_id,
-                "is_ev": False,
-                "source": "gate",
-            },
-            ctx.now,
-        )
+        vehicle = register_unowned(db, ctx, license_plate, source="gate")
     inside = one(
         db,
         "SELECT id, ticket_number FROM sessions WHERE vehicle_id = ? AND status = 'active'",
@@ -302,9 +282,7 @@ def session_fee(db: Database, session: dict[str, Any], end: datetime | None, now
         vehicle_type_id=vehicle["vehicle_type_id"],
         zone_id=zone_id,
         member=member,
-        charges=charging.charges_for_session(
-            db, session["id"], bool(member and member.ev_charging_included)
-        ),
+        charges=charging.charges_for_session(db, session["id"]),
     )
 
 
@@ -406,7 +384,6 @@ def exit_(
             reason="grace_expired" if status.is_paid else "unpaid",
         )
     ts = iso(ctx.now)
-    member = memberships.benefit_for(db, session, ctx.now.date())
     # The fee and the member's saving are recorded as they stood at the exit, so that usage
     # reports stay true when rates change later.
     db.execute(
@@ -416,8 +393,8 @@ def exit_(
             ts,
             exit_gate,
             str(fee.total),
-            member.membership_id if member else None,
-            str(fee.discounts) if member else None,
+            fee.membership_id,
+            str(fee.discounts) if fee.membership_id is not None else None,
             ts,
             session["id"],
         ],

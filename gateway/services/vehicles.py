@@ -44,6 +44,33 @@ def default_vehicle_type(db: Database, ctx: Ctx) -> int:
     return create_vehicle_type(db, ctx, name=name, size_category="medium", description=None)
 
 
+def register_unowned(db: Database, ctx: Ctx, plate: str, source: str) -> dict[str, Any]:
+    """A plate the site meets for the first time (at a gate, in a corrected read): an
+    ownerless vehicle of the default type, announced like any other registration."""
+    type_id = default_vehicle_type(db, ctx)
+    ts = iso(ctx.now)
+    new_id = db.execute(
+        "INSERT INTO vehicles (license_plate, vehicle_type_id, user_id, is_ev, created_at, updated_at)"
+        " VALUES (?, ?, NULL, 0, ?, ?)",
+        [plate, type_id, ts, ts],
+    ).lastrowid
+    vehicle = require(db, "vehicles", int(new_id or 0), "vehicle")
+    outbox.append(
+        db,
+        "vehicle_registered",
+        {
+            "vehicle_id": vehicle["id"],
+            "license_plate": plate,
+            "user_id": None,
+            "vehicle_type_id": type_id,
+            "is_ev": False,
+            "source": source,
+        },
+        ctx.now,
+    )
+    return vehicle
+
+
 def create_vehicle(
     db: Database,
     ctx: Ctx,
