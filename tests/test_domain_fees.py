@@ -28,6 +28,7 @@ from gateway.domain.fees import (
     minutes_left,
     started_hours,
 )
+from gateway.domain.memberships import MemberBenefit
 from gateway.domain.money import cents
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -40,6 +41,16 @@ EXIT_WINDOW = timedelta(minutes=15)
 def rate(rate_id: int, rate_type: RateType = "hourly", amount: str = "5", **kw: Any) -> Rate:
     kw.setdefault("effective_from", LONG_AGO)
     return Rate(id=rate_id, rate_type=rate_type, amount=Decimal(amount), **kw)
+
+
+def discount(pct: Decimal) -> MemberBenefit:
+    """A plan that only takes a percentage off (no included hours)."""
+    return MemberBenefit(
+        membership_id=1,
+        discount_percentage=pct,
+        included_minutes_left=None,
+        ev_charging_included=False,
+    )
 
 
 def fee(
@@ -517,7 +528,7 @@ def test_daily_maximum_uses_the_peak_hourly_amount() -> None:
             "0.13",
         ),
         # Membership discount 5% of 2.50 = 0.125 -> 0.13 off.
-        ([rate(1, "hourly", "2.5")], 60, {"member_discount_pct": Decimal("5")}, "2.37"),
+        ([rate(1, "hourly", "2.5")], 60, {"member": discount(Decimal("5"))}, "2.37"),
         # The seed's charging example: 12.5 kWh x 0.25 = 3.125 -> 3.13.
         (
             [rate(1, "hourly", "5")],
@@ -536,7 +547,7 @@ def test_half_up_rounding_to_cents(
 
 
 def test_membership_discount_example() -> None:
-    f = fee(60, HOURLY_5, member_discount_pct=Decimal("20"))
+    f = fee(60, HOURLY_5, member=discount(Decimal("20")))
     assert (f.base_fee, f.discounts, f.total) == (Decimal("5.00"), Decimal("1.00"), Decimal("4.00"))
     assert f.breakdown[-1].amount == Decimal("-1.00")
     assert "membership discount (20%)" in f.breakdown[-1].description.lower()
@@ -544,7 +555,7 @@ def test_membership_discount_example() -> None:
 
 
 def test_membership_discount_on_a_free_stay_adds_no_line() -> None:
-    f = fee(5, rate(1, "hourly", "5", grace_period_minutes=15), member_discount_pct=Decimal("20"))
+    f = fee(5, rate(1, "hourly", "5", grace_period_minutes=15), member=discount(Decimal("20")))
     assert f.discounts == 0 and f.total == 0
     assert len(f.breakdown) == 1
 
@@ -635,7 +646,7 @@ def test_daily_cap_always_holds(rates: list[Rate], generic_daily: Decimal, minut
 def test_breakdown_adds_up_and_amounts_are_cents(
     rates: list[Rate], minutes: int, pct: Decimal | None, charges: list[ChargeLine]
 ) -> None:
-    assert_consistent(fee(minutes, *rates, member_discount_pct=pct, charges=charges))
+    assert_consistent(fee(minutes, *rates, member=discount(pct) if pct else None, charges=charges))
 
 
 @given(cents_amount, cents_amount, st.integers(min_value=1, max_value=10 * 1440))

@@ -234,6 +234,7 @@ class Fee:
     within_grace: bool
     grace_period_minutes: int
     hourly_amount: Decimal | None
+    membership_id: int | None = None  # the membership whose benefit the fee includes
 
 
 @dataclass(frozen=True)
@@ -253,19 +254,18 @@ def calculate_fee(
     vehicle_type_id: int | None,
     zone_id: int | None,
     member: MemberBenefit | None = None,
-    member_discount_pct: Decimal | None = None,
     charges: Sequence[ChargeLine] = (),
 ) -> Fee:
     """The whole fee of a stay: parking, the member's benefit, and charging billed with it.
 
-    ``member_discount_pct`` is a plain percentage off (a member without included hours);
-    ``member`` is the full benefit of a plan, whose included time is consumed first.
+    ``member`` is the benefit of a plan: its included time is consumed first, then its
+    discount percentage applies to what is still charged.
     """
     minutes = duration_minutes(entry, end)
     chosen = choose_rates(rates, vehicle_type_id=vehicle_type_id, zone_id=zone_id, at=end)
     parking = price_parking(minutes, chosen, end)
     lines = list(parking.lines)
-    pct = member.discount_percentage if member else member_discount_pct
+    pct = member.discount_percentage if member else None
     charged = parking.base_fee
     discounts = ZERO
     if member is not None and member.has_allowance and charged > 0:
@@ -306,6 +306,7 @@ def calculate_fee(
         within_grace=parking.within_grace,
         grace_period_minutes=parking.grace_period_minutes,
         hourly_amount=parking.hourly_amount,
+        membership_id=member.membership_id if member else None,
     )
 
 

@@ -21,7 +21,7 @@ from gateway.domain.plates import InvalidPlate, normalize_plate
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.evidence import EvidenceStore
 from gateway.lanes.config import LaneSpec
-from gateway.services import SYSTEM, Ctx, memberships, plates, sessions
+from gateway.services import SYSTEM, Ctx, plates, sessions
 from gateway.store import outbox
 
 log = structlog.get_logger("gateway.lanes")
@@ -199,7 +199,7 @@ class Decider:
             )
         if status.is_paid:
             reason = "paid"
-        elif fee.discounts > 0 and memberships.benefit_for(db, session, ctx.now.date()) is not None:
+        elif fee.discounts > 0 and fee.membership_id is not None:
             reason = "member"
         else:
             reason = "free"

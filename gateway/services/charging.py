@@ -663,21 +663,22 @@ def mark_chargers_offline(db: Database, ctx: Ctx, ocpp_id: str) -> None:
     outbox.append(db, "charger_offline", {"charge_point_id": ocpp_id}, ctx.now)
 
 
-def charges_for_session(
-    db: Database, parking_session_id: int, ev_included: bool
-) -> list[ChargeLine]:
-    """Completed charges billed with a parking stay (free for members whose plan includes it)."""
-    lines = []
-    for c in rows(
-        db,
-        "SELECT energy_kwh, cost, idle_fee FROM charging_sessions"
-        " WHERE parking_session_id = ? AND status = 'completed' ORDER BY id",
-        [parking_session_id],
-    ):
-        cost = ZERO if ev_included else Decimal(c["cost"])
-        idle = ZERO if ev_included else Decimal(c["idle_fee"])
-        lines.append(ChargeLine(energy_kwh=Decimal(c["energy_kwh"]), cost=cost, idle_fee=idle))
-    return lines
+def charges_for_session(db: Database, parking_session_id: int) -> list[ChargeLine]:
+    """Completed charges billed with a parking stay (the fee makes them free for members
+    whose plan includes charging)."""
+    return [
+        ChargeLine(
+            energy_kwh=Decimal(c["energy_kwh"]),
+            cost=Decimal(c["cost"]),
+            idle_fee=Decimal(c["idle_fee"]),
+        )
+        for c in rows(
+            db,
+            "SELECT energy_kwh, cost, idle_fee FROM charging_sessions"
+            " WHERE parking_session_id = ? AND status = 'completed' ORDER BY id",
+            [parking_session_id],
+        )
+    ]
 
 
 def duration_minutes(charge: dict[str, Any]) -> int:
