@@ -1,4 +1,4 @@
-"""Helpers shared by the session, rate, payment and discount API tests.
+"""Helpers shared by the API, lane and upstream tests.
 
 The database is read through its own read-only SQLite connection (never through the
 daemon), so that what a test sees is what was committed: the outbox events a state change
@@ -8,7 +8,9 @@ appended, and whether a refused request left every table as it was.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from datetime import datetime
 from typing import Any
@@ -19,10 +21,22 @@ VALID_FROM = "2026-01-01T00:00:00Z"
 VALID_TO = "2026-12-31T23:59:59Z"
 
 
-def db_query(gw: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    path = gw.daemon.config.database.path
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+def db_query(source: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query; ``source`` is a database path or a running gateway."""
+    path = source if isinstance(source, str | os.PathLike) else source.daemon.config.database.path
+    with closing(sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def outbox_ids(source: Any) -> list[int]:
+    """The ids of every event still in the outbox, oldest first."""
+    return [r[0] for r in db_query(source, "SELECT id FROM outbox ORDER BY id")]
+
+
+def events_of(source: Any, event_type: str) -> list[dict[str, Any]]:
+    """The payloads of the outbox events of one type, oldest first."""
+    found = db_query(source, "SELECT payload FROM outbox WHERE type = ? ORDER BY id", (event_type,))
+    return [json.loads(r[0]) for r in found]
 
 
 def outbox_mark(gw: Any) -> int:
@@ -59,13 +73,26 @@ def snapshot(gw: Any) -> dict[str, Any]:
     }
 
 
-def assert_refused(r: httpx.Response, *codes: int) -> None:
-    """A 400/422 (or the given codes) with a JSON body carrying a string ``detail``."""
+def assert_refused(r: httpx.Response, *codes: int, label: object = None) -> None:
+    """A 400/422 (or the given codes) with a JSON body carrying a string ``detail``.
+
+    ``label`` (the bad input, say) is shown first in a failure's message.
+    """
     allowed = codes or (400, 422)
-    assert r.status_code in allowed, (r.status_code, r.text)
+    where = () if label is None else (label,)
+    assert r.status_code in allowed, (*where, r.status_code, r.text)
     body = r.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("detail"), str) and body["detail"], body
+    assert isinstance(body, dict), (*where, body)
+    assert isinstance(body.get("detail"), str) and body["detail"], (*where, body)
+
+
+def send(client: httpx.Client, method: str, url: str, body: Any) -> httpx.Response:
+    """``bytes`` go out raw as ``application/json``; anything else is JSON-encoded."""
+    if isinstance(body, bytes):
+        return client.request(
+            method, url, content=body, headers={"Content-Type": "application/json"}
+        )
+    return client.request(method, url, json=body)
 
 
 def when(text: str) -> datetime:
@@ -95,9 +122,14 @@ def fee(client: httpx.Client, session_id: int, **params: Any) -> dict[str, Any]:
     r = client.get(f"/sessions/{session_id}/calculate-fee", params=params)
     assert r.status_code == 200, r.text
     body = dict(r.json())
-    lines = body["breakdown"]
-    assert round(sum(line["amount"] for line in lines), 2) == body["total"], body
+    breakdown = body["breakdown"]
+    assert round(sum(line["amount"] for line in breakdown), 2) == body["total"], body
     return body
+
+
+def lines(body: dict[str, Any]) -> list[tuple[str, float]]:
+    """A fee's breakdown as (description, amount) pairs."""
+    return [(line["description"], line["amount"]) for line in body["breakdown"]]
 
 
 def pay(client: httpx.Client, session_id: int, amount: float, **extra: Any) -> httpx.Response:

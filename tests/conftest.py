@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,11 @@ from gateway.services import users
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 PASSWORD = "password123"
 _HASHES: dict[str, str] = {}
+
+# Accounts for ``running(..., users=...)``: (email, role) or (email, role, full name).
+ADMIN = ("admin@example.com", "admin")
+OPERATOR = ("operator@example.com", "operator")
+ALICE = ("alice@example.com", "customer")
 
 
 def password_hash(password: str = PASSWORD) -> str:
@@ -150,6 +156,23 @@ def start_daemon(config: Config, clock: ManualClock) -> tuple[Daemon, threading.
     return daemon, thread
 
 
+@contextmanager
+def running(
+    config: Config, clock: ManualClock, *, users: Iterable[tuple[str, ...]] = ()
+) -> Iterator[Running]:
+    """A started daemon with the given accounts, stopped (and checked stopped) on leaving."""
+    daemon, thread = start_daemon(config, clock)
+    try:
+        gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
+        for user in users:
+            gw.user(*user)
+        yield gw
+    finally:
+        daemon.request_stop()
+        thread.join(15)
+        assert not thread.is_alive(), "daemon did not stop"
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
@@ -157,18 +180,14 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def gw(tmp_path: Path, clock: ManualClock) -> Iterator[Running]:
-    daemon, thread = start_daemon(make_config(tmp_path), clock)
-    running = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
-    running.user("admin@example.com", "admin", "Site Admin")
-    running.user("operator@example.com", "operator", "Gate Operator")
-    running.user("alice@example.com", "customer", "Alice Driver")
-    running.user("bob@example.com", "customer", "Bob Driver")
-    try:
-        yield running
-    finally:
-        daemon.request_stop()
-        thread.join(15)
-        assert not thread.is_alive(), "daemon did not stop"
+    users = [
+        ("admin@example.com", "admin", "Site Admin"),
+        ("operator@example.com", "operator", "Gate Operator"),
+        ("alice@example.com", "customer", "Alice Driver"),
+        ("bob@example.com", "customer", "Bob Driver"),
+    ]
+    with running(make_config(tmp_path), clock, users=users) as gw:
+        yield gw
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ class BarrierController:
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._written = threading.Condition()  # notified after each coil write
 
     # -- the physical side ------------------------------------------------------------
     def set_input(self, index: int, value: bool) -> None:
@@ -77,6 +78,12 @@ class BarrierController:
     def writes_of(self, coil: int, value: bool = True) -> list[CoilWrite]:
         with self._lock:
             return [w for w in self.writes if w.coil == coil and w.value == value]
+
+    def wait_write(self, coil: int, before: int, timeout: float = 5.0) -> bool:
+        """Wait until ``writes_of(coil)`` holds more than ``before`` writes (woken by the
+        writes, not polling); False on timeout."""
+        with self._written:
+            return self._written.wait_for(lambda: len(self.writes_of(coil)) > before, timeout)
 
     def _travel(self, to_open: bool) -> None:
         if self.frozen:
@@ -116,6 +123,8 @@ class BarrierController:
                     self._travel(True)
                 elif value and coil == CLOSE_COIL:
                     self._travel(False)
+            with self._written:
+                self._written.notify_all()
         return None
 
     # -- the server ---------------------------------------------------------------------

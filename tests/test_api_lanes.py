@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ManualClock, Running, config_from, start_daemon
+from tests.api_kit import events_of
+from tests.conftest import (
+    ADMIN,
+    ALICE,
+    OPERATOR,
+    ManualClock,
+    Running,
+    config_from,
+    running,
+    start_daemon,
+)
 from tests.peers import wait_for
 
 SIMULATED = {
@@ -27,25 +35,9 @@ def lanes_gw(tmp_path: Path, clock: ManualClock) -> Iterator[Running]:
         {"id": "entry-1", "name": "Main entrance", "kind": "entry", **SIMULATED},
         {"id": "exit-1", "name": "Exit A", "kind": "exit", **SIMULATED},
     ]
-    daemon, thread = start_daemon(config_from(tmp_path, lanes=lanes), clock)
-    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
-    gw.user("admin@example.com", "admin")
-    gw.user("operator@example.com", "operator")
-    gw.user("alice@example.com", "customer")
-    try:
+    config = config_from(tmp_path, lanes=lanes)
+    with running(config, clock, users=(ADMIN, OPERATOR, ALICE)) as gw:
         yield gw
-    finally:
-        daemon.request_stop()
-        thread.join(15)
-
-
-def events(gw: Running, event_type: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(f"file:{gw.daemon.config.database.path}?mode=ro", uri=True)
-    with conn:
-        rows = conn.execute(
-            "SELECT payload FROM outbox WHERE type = ? ORDER BY id", [event_type]
-        ).fetchall()
-    return [json.loads(r[0]) for r in rows]
 
 
 def test_list_and_get(lanes_gw: Running) -> None:
@@ -69,7 +61,7 @@ def test_operator_open_is_audited_and_opens(lanes_gw: Running) -> None:
         wait_for(lambda: op.get("/lanes/exit-1").json()["barrier"] == "open", what="opened")
         decision = op.get("/lanes/exit-1").json()["last_decision"]
         assert decision["reason"] == "operator"
-    audit = events(lanes_gw, "lane_opened_by_operator")
+    audit = events_of(lanes_gw, "lane_opened_by_operator")
     assert audit == [{"lane_id": "exit-1", "reason": "ambulance", "actor": "operator@example.com"}]
 
 
@@ -83,7 +75,7 @@ def test_open_needs_a_reason(lanes_gw: Running, body: Any) -> None:
         assert "detail" in r.json()
         wait_for(lambda: True, 0.2)
         assert op.get("/lanes/exit-1").json()["barrier"] != "open"
-    assert events(lanes_gw, "lane_opened_by_operator") == []
+    assert events_of(lanes_gw, "lane_opened_by_operator") == []
 
 
 def test_roles(lanes_gw: Running) -> None:
@@ -109,7 +101,7 @@ def test_modes(lanes_gw: Running) -> None:
         assert admin.put("/lanes/exit-1/mode", json={"mode": "party"}).status_code == 400
         assert admin.put("/lanes/nope/mode", json={"mode": "normal"}).status_code == 404
         assert admin.get("/lanes/entry-1").json()["mode"] == "normal"
-    changes = events(lanes_gw, "lane_mode_changed")
+    changes = events_of(lanes_gw, "lane_mode_changed")
     assert [(c["lane_id"], c["mode"]) for c in changes] == [
         ("exit-1", "locked_open"),
         ("exit-1", "normal"),

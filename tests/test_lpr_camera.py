@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from gateway.config import ConfigError, LprConfig, lpr_directory
-from tests.conftest import ManualClock, Running, config_from, start_daemon
+from tests.conftest import (
+    ADMIN,
+    OPERATOR,
+    ManualClock,
+    Running,
+    config_from,
+    running,
+    start_daemon,
+)
 from tests.peers import wait_for
 
 LPR_DIR = lpr_directory(os.environ.get("CARPARK_LPR_DIR") or LprConfig().directory).resolve()
@@ -66,15 +74,8 @@ def cam_gw(tmp_path: Path, clock: ManualClock, lanes: dict[str, Path]) -> Iterat
         ],
         lpr={"directory": str(LPR_DIR), "evidence_dir": str(tmp_path / "evidence")},
     )
-    daemon, thread = start_daemon(config, clock)
-    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
-    gw.user("admin@example.com", "admin")
-    gw.user("operator@example.com", "operator")
-    try:
+    with running(config, clock, users=(ADMIN, OPERATOR)) as gw:
         yield gw
-    finally:
-        daemon.request_stop()
-        thread.join(15)
 
 
 def lane(gw: Running, lane_id: str) -> Any:
@@ -218,8 +219,8 @@ def test_lost_stream_is_a_camera_fault_and_corrupt_model_stops_start_up(
         ],
         lpr={"directory": str(LPR_DIR)},
     )
-    daemon, thread = start_daemon(config, clock)
-    try:
+    with running(config, clock) as gw:
+        daemon = gw.daemon
         assert daemon.lanes is not None
         wait_for(
             lambda: "camera" in daemon.lanes.get("entry-1").state.faults,
@@ -227,9 +228,6 @@ def test_lost_stream_is_a_camera_fault_and_corrupt_model_stops_start_up(
             what="camera fault",
         )
         assert daemon.lanes.get("entry-1").devices_health["camera"].startswith("fault")
-    finally:
-        daemon.request_stop()
-        thread.join(15)
     broken = config_from(
         tmp_path,
         lanes=[
@@ -260,10 +258,7 @@ def test_continuous_camera_without_a_loop(tmp_path: Path, clock: ManualClock) ->
         ],
         lpr={"directory": str(LPR_DIR), "evidence_dir": str(tmp_path / "ev")},
     )
-    daemon, thread = start_daemon(config, clock)
-    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
-    gw.user("operator@example.com", "operator")
-    try:
+    with running(config, clock, users=(OPERATOR,)) as gw:
 
         def plates() -> set[str]:
             with gw.client("operator@example.com") as op:
@@ -275,6 +270,3 @@ def test_continuous_camera_without_a_loop(tmp_path: Path, clock: ManualClock) ->
             what="reads without a loop",
         )
         assert {CAR_PLATE, "WSQ3021"} <= found
-    finally:
-        daemon.request_stop()
-        thread.join(15)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import ManualClock, Running, config_from, start_daemon
+from tests.conftest import ADMIN, OPERATOR, ManualClock, Running, config_from, running
 from tests.peers import wait_for
 
 KEY_IN = "entry-camera-key-0123456789"
@@ -57,15 +57,8 @@ def lpr_gw(tmp_path: Path, clock: ManualClock) -> Iterator[Running]:
         lanes=lanes,
         lpr={"evidence_dir": str(tmp_path / "evidence"), "evidence_quota_mb": 1},
     )
-    daemon, thread = start_daemon(config, clock)
-    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
-    gw.user("admin@example.com", "admin")
-    gw.user("operator@example.com", "operator")
-    try:
+    with running(config, clock, users=(ADMIN, OPERATOR)) as gw:
         yield gw
-    finally:
-        daemon.request_stop()
-        thread.join(15)
 
 
 def loops(gw: Running, lane_id: str) -> tuple[Any, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,11 +26,13 @@ from prometheus_client.parser import text_string_to_metric_families
 import gateway.daemon
 from gateway.domain.lanes import Credential
 from gateway.store.outbox import append
-from tests.conftest import ManualClock, Running, config_from, start_daemon
+from tests.api_kit import db_query, events_of, outbox_ids
+from tests.conftest import ADMIN, ALICE, OPERATOR, ManualClock, Running, config_from, running
 from tests.peers import Broker, free_port, wait_for
 
 TOKEN = "push-token-0123456789"
 SYNC_KEY = "sync-key-0123456789"
+USERS = (ADMIN, OPERATOR, ALICE)
 SIM = {
     "barrier": {"driver": "simulated", "travel_s": 0.01},
     "presence_loop": {"driver": "simulated"},
@@ -117,32 +118,11 @@ class PushEndpoint:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def query(db_path: str, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, params or []).fetchall()
-    finally:
-        conn.close()
-
-
 def channel_cursor(db_path: str, channel: str) -> int:
-    found = query(db_path, "SELECT delivered_id FROM outbox_cursors WHERE channel = ?", [channel])
-    return int(found[0][0]) if found else 0
-
-
-def outbox_ids(gw: Running) -> list[int]:
-    return [
-        r[0] for r in query(gw.daemon.config.database.path, "SELECT id FROM outbox ORDER BY id")
-    ]
-
-
-def events_of(gw: Running, event_type: str) -> list[dict[str, Any]]:
-    found = query(
-        gw.daemon.config.database.path,
-        "SELECT payload FROM outbox WHERE type = ? ORDER BY id",
-        [event_type],
+    found = db_query(
+        db_path, "SELECT delivered_id FROM outbox_cursors WHERE channel = ?", (channel,)
     )
-    return [json.loads(r[0]) for r in found]
+    return int(found[0][0]) if found else 0
 
 
 def entries(gw: Running, count: int, prefix: str) -> None:
@@ -151,21 +131,6 @@ def entries(gw: Running, count: int, prefix: str) -> None:
         for n in range(count):
             r = op.post("/sessions/entry", json={"license_plate": f"{prefix}{n}"})
             assert r.status_code == 201, r.text
-
-
-@contextlib.contextmanager
-def running(config: Any, clock: ManualClock) -> Iterator[Running]:
-    daemon, thread = start_daemon(config, clock)
-    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
-    gw.user("admin@example.com", "admin")
-    gw.user("operator@example.com", "operator")
-    gw.user("alice@example.com", "customer")
-    try:
-        yield gw
-    finally:
-        daemon.request_stop()
-        thread.join(15)
-        assert not thread.is_alive(), "daemon did not stop"
 
 
 @pytest.fixture
@@ -195,7 +160,7 @@ def test_push_survives_failures_and_delivers_everything_in_order(
     # dropped connection, then success.
     endpoint.script = ["timeout", "500", "drop"]
     config = push_config(tmp_path, endpoint, http={"batch_size": 25})
-    with running(config, ManualClock()) as gw:
+    with running(config, ManualClock(), users=USERS) as gw:
         wait_for(lambda: endpoint.requests(), what="the first push")
         entries(gw, 80, "PUSH")  # while the first request hangs: a backlog builds up
         expected = outbox_ids(gw)
@@ -253,7 +218,7 @@ def test_push_cursor_stays_while_the_endpoint_refuses(
     tmp_path: Path, endpoint: PushEndpoint
 ) -> None:
     endpoint.mode = "503"
-    with running(push_config(tmp_path, endpoint), ManualClock()) as gw:
+    with running(push_config(tmp_path, endpoint), ManualClock(), users=USERS) as gw:
         entries(gw, 5, "DOWN")
         wait_for(lambda: len(endpoint.requests()) >= 3, timeout=15, what="retries")
         assert channel_cursor(gw.daemon.config.database.path, "http") == 0
@@ -266,7 +231,7 @@ def test_push_to_a_closed_port_retries_until_it_opens(tmp_path: Path) -> None:
         tmp_path,
         upstream={"http": {"url": f"http://127.0.0.1:{port}/ingest", "token": TOKEN}},
     )
-    with running(config, ManualClock()) as gw:
+    with running(config, ManualClock(), users=USERS) as gw:
         entries(gw, 3, "REFUSED")
         time.sleep(1.0)
         assert channel_cursor(gw.daemon.config.database.path, "http") == 0
@@ -282,7 +247,9 @@ def test_push_to_a_closed_port_retries_until_it_opens(tmp_path: Path) -> None:
 # -- pull ---------------------------------------------------------------------------------
 @pytest.fixture
 def sync_gw(tmp_path: Path) -> Iterator[Running]:
-    with running(config_from(tmp_path, sync={"api_key": SYNC_KEY}), ManualClock()) as gw:
+    with running(
+        config_from(tmp_path, sync={"api_key": SYNC_KEY}), ManualClock(), users=USERS
+    ) as gw:
         yield gw
 
 
@@ -369,7 +336,7 @@ def test_pull_auth(sync_gw: Running, who: str, headers: dict[str, str] | None, s
 
 
 def test_pull_without_a_configured_key_refuses_every_key(tmp_path: Path) -> None:
-    with running(config_from(tmp_path), ManualClock()) as gw:
+    with running(config_from(tmp_path), ManualClock(), users=USERS) as gw:
         with httpx.Client(base_url=gw.base_url + "/api/v1") as c:
             assert c.get("/sync/events", headers={"X-Sync-Key": ""}).status_code == 401
             assert c.get("/sync/events", headers={"X-Sync-Key": "x"}).status_code == 401
@@ -429,7 +396,7 @@ def test_retention_prunes_what_every_channel_delivered(
     clock = ManualClock(T0)
     db = str(tmp_path / "gateway.db")
     try:
-        with running(config, clock) as gw:
+        with running(config, clock, users=USERS) as gw:
             entries(gw, 10, "A")
             a = outbox_ids(gw)
             wait_for(lambda: channel_cursor(db, "http") == a[-1], what="A pushed over HTTP")
@@ -487,7 +454,7 @@ def test_nothing_is_pruned_while_nothing_was_delivered(
         sync={"retention_days": 0},
     )
     clock = ManualClock(T0)
-    with running(config, clock) as gw:
+    with running(config, clock, users=USERS) as gw:
         entries(gw, 5, "KEEP")
         before = outbox_ids(gw)
         clock.advance(days=365)
@@ -498,7 +465,7 @@ def test_nothing_is_pruned_while_nothing_was_delivered(
 def test_nothing_is_pruned_without_a_push_channel(tmp_path: Path, fast_housekeeping: None) -> None:
     # HTTP pull only: the outbox is the central system's only source; nothing counts as delivered.
     clock = ManualClock(T0)
-    with running(config_from(tmp_path, sync={"retention_days": 0}), clock) as gw:
+    with running(config_from(tmp_path, sync={"retention_days": 0}), clock, users=USERS) as gw:
         entries(gw, 3, "PULLONLY")
         before = outbox_ids(gw)
         clock.advance(days=365)
@@ -511,7 +478,7 @@ def test_backlog_alarm_once_per_crossing_and_traffic_goes_on(
 ) -> None:
     endpoint.mode = "500"
     config = push_config(tmp_path, endpoint, sync={"backlog_alarm": 20})
-    with running(config, ManualClock(T0)) as gw:
+    with running(config, ManualClock(T0), users=USERS) as gw:
         entries(gw, 25, "JAM")
         alarm = wait_for(lambda: events_of(gw, "outbox_backlog_alarm"), what="the alarm")
         assert alarm[0]["threshold"] == 20 and alarm[0]["undelivered"] > 20
@@ -556,7 +523,7 @@ def sample(
 def test_metrics(tmp_path: Path, endpoint: PushEndpoint) -> None:
     endpoint.mode = "500"
     config = push_config(tmp_path, endpoint, lanes=[{"id": "exit-1", "kind": "exit", **SIM}])
-    with running(config, ManualClock()) as gw:
+    with running(config, ManualClock(), users=USERS) as gw:
         entries(gw, 3, "METRIC")
         total = len(outbox_ids(gw))
         time.sleep(0.3)
@@ -680,7 +647,7 @@ def test_metrics_mqtt_published_and_reconnects(tmp_path: Path) -> None:
     config = config_from(tmp_path, mqtt={"host": "127.0.0.1", "port": broker.port, "keepalive": 5})
     db = str(tmp_path / "gateway.db")
     try:
-        with running(config, ManualClock()) as gw:
+        with running(config, ManualClock(), users=USERS) as gw:
             entries(gw, 3, "MQTT")
             wait_for(lambda: channel_cursor(db, "mqtt") == outbox_ids(gw)[-1], what="published")
             m = scrape(gw)

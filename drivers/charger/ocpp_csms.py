@@ -304,6 +304,8 @@ def _energy_wh(meter_values: list[dict[str, Any]]) -> tuple[int, datetime] | Non
                 value = Decimal(str(sample["value"]))
             except (KeyError, ArithmeticError, ValueError):
                 continue
+            if not value.is_finite():  # "NaN", "Infinity": no reading, skip the sample
+                continue
             if sample.get("unit") == "kWh":
                 value *= 1000
             found = (int(value), _when(mv.get("timestamp")))
@@ -489,16 +491,20 @@ class Csms:
                 "charging_schedule_period": [{"start_period": 0, "limit": float(power_kw * 1000)}],
             },
         }
-        response = await self.send(
-            station["ocpp_id"],
-            call.RemoteStartTransaction(
-                id_tag=id_tag, connector_id=station["connector_id"], charging_profile=profile
-            ),
-            expiry=self.config.command_timeout_s,
-        )
-        if response.status != RemoteStartStopStatus.accepted:
+        try:
+            response = await self.send(
+                station["ocpp_id"],
+                call.RemoteStartTransaction(
+                    id_tag=id_tag, connector_id=station["connector_id"], charging_profile=profile
+                ),
+                expiry=self.config.command_timeout_s,
+            )
+            if response.status != RemoteStartStopStatus.accepted:
+                raise ChargerError(f"charger {station['ocpp_id']} rejected the remote start")
+        except BaseException:
+            # No charge will be recorded for it: nothing may keep waiting on this entry.
             self._pending_starts.pop(key, None)
-            raise ChargerError(f"charger {station['ocpp_id']} rejected the remote start")
+            raise
 
     def started_recorded(self, station: dict[str, Any]) -> None:
         """The API has recorded the charge: a waiting StartTransaction may link to it now."""

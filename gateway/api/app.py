@@ -100,8 +100,10 @@ def create_app(
     def _init(config: AppConfig) -> AppConfig:
         return auth.on_app_init(config)
 
+    # /metrics only when there are metrics to show (otherwise it is a 404, not a 500).
+    handlers: list[Any] = [api, health, *([metrics] if deps.metrics is not None else [])]
     return Litestar(
-        route_handlers=[api, health, metrics],
+        route_handlers=handlers,
         middleware=[deps.metrics.middleware()] if deps.metrics is not None else [],
         dependencies={
             "deps": Provide(lambda: deps, use_cache=True, sync_to_thread=False),

@@ -7,7 +7,8 @@ Time and the acting user come in through :class:`Ctx` so that every rule is test
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import secrets
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -90,6 +91,19 @@ def rows(db: Database, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[st
 def scalar(db: Database, sql: str, params: Iterable[Any] = ()) -> Any:
     row = db.execute(sql, list(params)).fetchone()
     return None if row is None else row[0]
+
+
+def unique_code(db: Database, table: str, column: str, make: Callable[[], str]) -> str:
+    """A fresh random code (ticket, receipt, confirmation number) not yet used in
+    ``table.column``: a clash is astronomically rare, but a duplicate must never be handed out."""
+    while True:
+        code = make()
+        if not scalar(db, f"SELECT 1 FROM {table} WHERE {column} = ?", [code]):
+            return code
+
+
+def receipt_code() -> str:
+    return "RCP-" + secrets.token_hex(6).upper()
 
 
 def require(db: Database, table: str, id_: int, what: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ transitions with their events (:func:`sweep`).
 
 from __future__ import annotations
 
-import secrets
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,12 +20,13 @@ from gateway.errors import Conflict, Forbidden, Invalid
 from gateway.services import (
     Ctx,
     one,
+    receipt_code,
     require,
     require_owner_or,
     rows,
-    scalar,
     stamp_insert,
     stamp_update,
+    unique_code,
 )
 from gateway.store import outbox
 from gateway.timeutil import iso, parse
@@ -98,10 +98,7 @@ def _record_payment(
     price = cents(Decimal(plan["price"]))
     if price == 0:
         return None
-    while True:
-        receipt = "RCP-" + secrets.token_hex(6).upper()
-        if not scalar(db, "SELECT 1 FROM membership_payments WHERE receipt_number = ?", [receipt]):
-            break
+    receipt = unique_code(db, "membership_payments", "receipt_number", receipt_code)
     payment_id = stamp_insert(
         db,
         "membership_payments",
@@ -224,6 +221,16 @@ def cancel(db: Database, ctx: Ctx, membership_id: int) -> None:
     outbox.append(db, "membership_cancelled", {"membership_id": membership_id}, ctx.now)
 
 
+def _next_term(m: dict[str, Any], plan: dict[str, Any], today: date) -> tuple[date, date]:
+    """The term after the current end; several may have passed unrenewed (auto-renew
+    between sweeps), so it is the first that reaches today."""
+    start = date.fromisoformat(m["end_date"])
+    end = add_months(start, plan["duration_months"])
+    while end < today:
+        end = add_months(end, plan["duration_months"])
+    return start, end
+
+
 def renew(db: Database, ctx: Ctx, membership_id: int) -> int | None:
     """Extend an active membership by one term; restart an ended one from today."""
     m = require(db, "memberships", membership_id, "membership")
@@ -232,11 +239,7 @@ def renew(db: Database, ctx: Ctx, membership_id: int) -> int | None:
     today = ctx.utc_today
     status = effective_status(m, today)
     if status == "active":
-        start = date.fromisoformat(m["end_date"])
-        end = add_months(start, plan["duration_months"])
-        # Several terms may have passed unrenewed (auto-renew between sweeps): catch up.
-        while end < today:
-            end = add_months(end, plan["duration_months"])
+        start, end = _next_term(m, plan, today)
         values: dict[str, Any] = {"end_date": end.isoformat()}
     else:
         if status == "suspended":
@@ -271,10 +274,7 @@ def sweep(db: Database, ctx: Ctx) -> int:
     ):
         if m["auto_renew"]:
             plan = require(db, "membership_plans", m["plan_id"], "membership plan")
-            start = date.fromisoformat(m["end_date"])
-            end = add_months(start, plan["duration_months"])
-            while end < today:
-                end = add_months(end, plan["duration_months"])
+            start, end = _next_term(m, plan, today)
             stamp_update(db, "memberships", m["id"], {"end_date": end.isoformat()}, ctx.now)
             _record_payment(db, ctx, m["id"], m["user_id"], plan, m["payment_method"], start, end)
             outbox.append(

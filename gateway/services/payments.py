@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -14,7 +13,7 @@ from gateway.domain.discounts import discount_amount, unusable_reason
 from gateway.domain.fees import exit_status, minutes_left
 from gateway.domain.money import ZERO, cents
 from gateway.errors import Conflict, Invalid, NotFound, PaymentRequired
-from gateway.services import Ctx, one, require, scalar
+from gateway.services import Ctx, one, receipt_code, require, unique_code
 from gateway.services.pricing import load_discount, uses_by_user
 from gateway.services.sessions import completed_payments, owed, running_charge, session_fee
 from gateway.store import outbox
@@ -22,10 +21,7 @@ from gateway.timeutil import iso, parse
 
 
 def new_receipt_number(db: Database) -> str:
-    while True:
-        receipt = "RCP-" + secrets.token_hex(6).upper()
-        if not scalar(db, "SELECT 1 FROM payments WHERE receipt_number = ?", [receipt]):
-            return receipt
+    return unique_code(db, "payments", "receipt_number", receipt_code)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,7 @@ from gateway.domain.reservations import (
     peak_overlap,
 )
 from gateway.errors import Conflict, Forbidden, Invalid
-from gateway.services import Ctx, one, require, require_owner_or, rows, scalar
+from gateway.services import Ctx, one, require, require_owner_or, rows, scalar, unique_code
 from gateway.services import sessions as session_service
 from gateway.store import outbox
 from gateway.timeutil import iso, parse
@@ -184,10 +184,7 @@ def create(
     )
     if owner is None:
         raise Invalid("the vehicle has no owner to hold the reservation", field="vehicle_id")
-    while True:
-        number = new_confirmation_number()
-        if not scalar(db, "SELECT 1 FROM reservations WHERE confirmation_number = ?", [number]):
-            break
+    number = unique_code(db, "reservations", "confirmation_number", new_confirmation_number)
     ts = iso(ctx.now)
     reservation_id = db.execute(
         "INSERT INTO reservations (user_id, vehicle_id, zone_id, space_id, start_time, end_time, status,"

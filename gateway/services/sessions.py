@@ -25,7 +25,7 @@ from gateway.domain.fees import (
     exit_status,
 )
 from gateway.errors import Conflict, Invalid, NotFound, PaymentRequired
-from gateway.services import Ctx, charging, memberships, one, require, scalar
+from gateway.services import Ctx, charging, memberships, one, require, scalar, unique_code
 from gateway.services.vehicles import register_unowned
 from gateway.store import outbox
 from gateway.timeutil import iso, parse, parse_opt
@@ -43,10 +43,9 @@ SPACE_PREFERENCE: dict[str, tuple[str, ...]] = {
 
 
 def new_ticket_number(db: Database) -> str:
-    while True:
-        ticket = "TKT-" + secrets.token_hex(6).upper()
-        if not scalar(db, "SELECT 1 FROM sessions WHERE ticket_number = ?", [ticket]):
-            return ticket
+    return unique_code(
+        db, "sessions", "ticket_number", lambda: "TKT-" + secrets.token_hex(6).upper()
+    )
 
 
 def _preference(vehicle_type: dict[str, Any]) -> tuple[str, ...]:

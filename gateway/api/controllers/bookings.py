@@ -265,6 +265,9 @@ class PlanController(Controller):
         name = changes.get("name")
         if isinstance(name, str):
             changes["name"] = name.strip()
+        currency = changes.get("currency")
+        if isinstance(currency, str):
+            changes["currency"] = currency.upper()  # as on create
         await deps.write(
             request, lambda db, ctx: memberships.update_plan(db, ctx, plan_id, changes)
         )
