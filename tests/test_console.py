@@ -141,10 +141,7 @@ def test_only_admins_change_modes(site: Running) -> None:
     operator = signed_in(site, "operator@example.com")
     r = act(operator, "/console/lanes/exit-1/mode", csrf_of(operator), mode="free_exit")
     assert r.status_code == 403
-    assert (
-        "mode" not in csrf_of(operator)
-        and 'action="/console/lanes/exit-1/mode"' not in operator.get("/console").text
-    )
+    assert 'action="/console/lanes/exit-1/mode"' not in operator.get("/console").text
     admin = signed_in(site, "admin@example.com")
     csrf = csrf_of(admin)
     assert act(admin, "/console/lanes/exit-1/mode", csrf, mode="party").status_code == 422

@@ -209,7 +209,7 @@ def reads_to_review(db: Database, now: datetime, min_confidence: float) -> list[
     ):
         view = plates.read_view(r)
         alternatives = [a["plate"] for a in view["alternatives"] if a["plate"] != r["plate"]]
-        candidates = plates.near_inside(db, r["plate"]) if r["plate"] else []
+        candidates = sorted(plates.near_inside(db, r["plate"])) if r["plate"] else []
         inside = set(candidates)
         found.append(
             {

@@ -82,6 +82,7 @@ _CATEGORY_OF = {
     "charger_booted": "charging",
     "charger_offline": "charging",
     "ev_station_status_changed": "charging",
+    "vehicle_registered": "session",
 }
 # Telemetry, not events a person follows: kept out of the feed (still in the outbox).
 QUIET = frozenset({"charging_meter", "charger_status"})
@@ -126,7 +127,13 @@ def event_text(event_type: str, data: dict[str, Any]) -> str:
             verb = "allowed" if d.get("allowed") else "refused"
             return f"{at}{_credential(d)} {verb}: {decision_text(d)}"
         case "lane_passage":
-            return f"{at}{_credential(d)} drove through ({ALLOWED.get(d.get('reason') or '', d.get('reason'))})"
+            way = "in" if d.get("kind") == "entry" else "out"
+            why = (
+                ""
+                if d.get("reason") == "entry"
+                else f" ({ALLOWED.get(d.get('reason') or '', d.get('reason'))})"
+            )
+            return f"{at}{_credential(d)} drove {way}{why}"
         case "lane_grant_cancelled":
             return (
                 f"{at}grant ({d.get('reason')}) not used: {str(d.get('why', '')).replace('_', ' ')}"
@@ -167,14 +174,21 @@ def event_text(event_type: str, data: dict[str, Any]) -> str:
             return f"ALARM {d.get('undelivered')} events not delivered to the central system (threshold {d.get('threshold')})"
         case "alarm_acknowledged":
             return f"Alarm #{d.get('sequence')} ({str(d.get('type', '')).replace('_', ' ')}) acknowledged by {d.get('actor')}"
+        case "vehicle_registered":
+            source = f" (first seen: {d['source']})" if d.get("source") else ""
+            return f"New vehicle {d.get('license_plate')}{source}"
+        case "ev_station_status_changed":
+            return f"Station {d.get('station_id')}: {str(d.get('from')).replace('_', ' ')} → {str(d.get('to')).replace('_', ' ')}"
         case "charging_started":
             return f"Charging started at station {d.get('station_id')}"
         case "charging_completed":
             return f"Charging at station {d.get('station_id')} done: {d.get('energy_kwh')} kWh, {money(d.get('cost'))}"
     facts = ", ".join(
-        f"{k.replace('_', ' ')} {v}"
-        for k, v in d.items()
-        if k != "lane_id" and isinstance(v, str | int | float) and not isinstance(v, bool)
+        [
+            f"{k.replace('_', ' ')} {v}"
+            for k, v in d.items()
+            if k != "lane_id" and isinstance(v, str | int | float) and not isinstance(v, bool)
+        ][:3]
     )
     return f"{at}{event_type.replace('_', ' ')}" + (f": {facts}" if facts else "")
 
