@@ -300,3 +300,26 @@ def test_live_stream_pushes_lane_changes_and_ends_when_the_daemon_stops(
         stopped_at.append(time.monotonic())
     assert stopped_at[0] - began < 5, "an open console held up the shutdown"
     assert ended.wait(5), "the stream did not end with the daemon"
+
+
+def test_upstream_panel_shows_a_channel_that_cannot_deliver(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    from tests.peers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/events"  # nobody listens there
+    config = config_from(tmp_path, upstream={"http": {"url": dead, "timeout_s": 0.5}})
+    with running(config, clock, users=(OPERATOR,)) as gw:
+        client = signed_in(gw, "operator@example.com")
+        relay = gw.daemon.deps.upstream["http"]  # type: ignore[union-attr]
+        deadline = time.monotonic() + 10
+        while relay.last_error is None:
+            assert time.monotonic() < deadline, "the push never failed"
+            time.sleep(0.05)
+        page = client.get("/console").text
+        panel = page[page.index('id="upstream"') :]
+        assert relay.last_error in panel
+        assert 'data-channel="http"' in panel and "not connected" in panel
+        backlog = int(panel.split("not connected</span>")[1].split("undelivered")[0].strip(" ·\n"))
+        assert backlog == db_query(gw, "SELECT COUNT(*) FROM outbox")[0][0] > 0
+        assert "oldest" in panel

@@ -298,3 +298,45 @@ def test_screenshot_for_the_readme(demo: Running, browser: Browser, tmp_path: Pa
     assert tablet.evaluate("document.documentElement.scrollWidth") <= 820
     tablet.context.close()
     page.context.close()
+
+
+def test_remote_stop_of_a_charge(demo: Running, browser: Browser) -> None:
+    """A charge on a simulated OCPP charger, stopped from the console: RemoteStopTransaction,
+    the charger's StopTransaction, the charge completed with its energy."""
+    from gateway.services import charging
+
+    page = console(browser, demo)
+    deps = demo.daemon.deps
+    assert deps is not None
+    ctx = deps.ctx_for(SYSTEM)
+    entry = write(
+        demo, lambda db: sessions.entry(db, ctx, license_plate="EVSTOP9", entry_gate="entry-1")
+    )
+    vehicle = db_query(demo, "SELECT vehicle_id FROM sessions WHERE id = ?", [entry.session_id])[0][
+        0
+    ]
+    free = db_query(demo, "SELECT id FROM ev_stations WHERE status = 'available' ORDER BY id")
+    assert free, "both demo chargers busy"
+
+    async def start() -> int:
+        return await charging.start_remote(
+            deps.store,
+            deps.charger,
+            ctx,
+            station_id=free[0][0],
+            vehicle_id=vehicle,
+            parking_session_id=entry.session_id,
+            max_power=None,
+        )
+
+    assert demo.daemon._loop is not None
+    charge_id = asyncio.run_coroutine_threadsafe(start(), demo.daemon._loop).result(20)
+    station = page.locator(f"#chargers [data-station='{free[0][0]}']")
+    expect(station).to_contain_text("EVSTOP9", timeout=10_000)
+    station.locator("button", has_text="Stop").click()
+    expect(page.locator("#toast")).to_contain_text(f"charge #{charge_id} stopped", timeout=20_000)
+    expect(station).not_to_contain_text("EVSTOP9", timeout=10_000)
+    assert db_query(demo, "SELECT status FROM charging_sessions WHERE id = ?", [charge_id]) == [
+        ("completed",)
+    ]
+    page.context.close()
