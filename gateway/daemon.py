@@ -239,8 +239,6 @@ class Daemon:
         # uvicorn exposes readiness only as a flag, not an event.
         while not server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        self.ready.set()
-        notify("READY=1")
         cfg = self.config
         host = cfg.http.host if cfg.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
         base = f"http://{host}:{self.port}"
@@ -267,6 +265,8 @@ class Daemon:
                 "",
             ]
             print("\n".join(lines), flush=True)
+        self.ready.set()  # after the banner: whoever waits for ready can read it
+        notify("READY=1")
 
 
 HOUSEKEEPING_INTERVAL = 60.0

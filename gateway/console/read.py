@@ -17,7 +17,7 @@ from gateway.api.deps import Deps
 from gateway.console import words
 from gateway.domain.plates import InvalidPlate, normalize_plate
 from gateway.services import Ctx, alarms, one, plates, rows, scalar, sessions
-from gateway.timeutil import parse
+from gateway.timeutil import iso, parse
 from gateway.upstream import outbox
 
 FEED_SIZE = 60
@@ -205,7 +205,7 @@ def reads_to_review(db: Database, now: datetime, min_confidence: float) -> list[
         "SELECT * FROM plate_reads WHERE corrected_from IS NULL AND first_seen >= ?"
         " AND (decision = 'plate_uncertain' OR confident = 0 OR confidence < ?)"
         " ORDER BY id DESC LIMIT 10",
-        [(now - REVIEW_WINDOW).isoformat(timespec="microseconds"), min_confidence],
+        [iso(now - REVIEW_WINDOW), min_confidence],
     ):
         view = plates.read_view(r)
         alternatives = [a["plate"] for a in view["alternatives"] if a["plate"] != r["plate"]]

@@ -102,24 +102,34 @@
   feedType.addEventListener("change", filterFeed);
 
   // -- the session search -------------------------------------------------------------------
-  let sessionsTimer = null, sessionsBusy = false;
+  // Fees change with every commit on a busy site: refresh at most every two seconds.
+  let sessionsTimer = null, sessionsBusy = false, sessionsAgain = false, sessionsAt = 0, sessionsLater = null;
   function query() { const q = $("#session-q"); return q ? q.value : ""; }
-  function refreshSessions() {
-    if (sessionsBusy) return;
+  function refreshSessions(now) {
+    const wait = 2000 - (Date.now() - sessionsAt);
+    if (!now && wait > 0) {
+      if (!sessionsLater) sessionsLater = setTimeout(() => { sessionsLater = null; refreshSessions(); }, wait);
+      return;
+    }
+    if (sessionsBusy) { sessionsAgain = true; return; }
     sessionsBusy = true;
+    sessionsAt = Date.now();
     fetch("/console/panels/sessions?q=" + encodeURIComponent(query()), { headers: { "X-Console": "fetch" } })
       .then((r) => { if (r.status === 401) { location.assign("/console/login"); return null; } return r.ok ? r.text() : null; })
       .then((html) => { if (html) swap("sessions", html); })
       .catch(() => {})
-      .finally(() => { sessionsBusy = false; });
+      .finally(() => {
+        sessionsBusy = false;
+        if (sessionsAgain) { sessionsAgain = false; refreshSessions(true); }
+      });
   }
   document.addEventListener("input", (e) => {
     if (e.target.id !== "session-q") return;
     clearTimeout(sessionsTimer);
-    sessionsTimer = setTimeout(refreshSessions, 250);
+    sessionsTimer = setTimeout(() => refreshSessions(true), 250);
   });
   document.addEventListener("submit", (e) => {
-    if (e.target.classList.contains("search")) { e.preventDefault(); refreshSessions(); }
+    if (e.target.classList.contains("search")) { e.preventDefault(); refreshSessions(true); }
   });
 
   // -- actions ------------------------------------------------------------------------------
