@@ -323,3 +323,11 @@ def test_upstream_panel_shows_a_channel_that_cannot_deliver(
         backlog = int(panel.split("not connected</span>")[1].split("undelivered")[0].strip(" ·\n"))
         assert backlog == db_query(gw, "SELECT COUNT(*) FROM outbox")[0][0] > 0
         assert "oldest" in panel
+
+
+def test_landing_page_without_the_docs(tmp_path: Path, clock: ManualClock) -> None:
+    config = config_from(tmp_path, http={"host": "127.0.0.1", "port": 0, "docs": False})
+    with running(config, clock) as gw, console_client(gw.base_url) as browser:
+        landing = browser.get("/")
+        assert landing.status_code == 200 and 'href="/console"' in landing.text
+        assert 'href="/docs"' not in landing.text and browser.get("/docs").status_code == 404
