@@ -194,8 +194,8 @@ class ConsoleController(Controller):
         self, request: Request[Any, Any, Any], deps: NamedDependency[Deps]
     ) -> ServerSentEvent:
         hub: live.Hub = request.app.state.console_hub
-        renderer = Renderer(deps, session.staff_session(request))
-        return ServerSentEvent(hub.stream(renderer.changes))
+        staff = session.staff_session(request)
+        return ServerSentEvent(hub.stream(Renderer(deps, staff).changes, staff.expires))
 
     @get("/reads/{read_id:int}/image", guards=[session.signed_in], media_type="image/jpeg")
     async def read_image(

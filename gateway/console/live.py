@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar.response import ServerSentEventMessage
@@ -66,11 +67,14 @@ class Hub:
             watcher.mark(key)
 
     async def stream(
-        self, render: Callable[[set[str], int | None], tuple[list[ServerSentEventMessage], int]]
+        self,
+        render: Callable[[set[str], int | None], tuple[list[ServerSentEventMessage], int]],
+        until: datetime,
     ) -> AsyncGenerator[ServerSentEventMessage, None]:
         """One console's events. ``render(keys, after)`` turns dirty keys into messages
         (``after``: the last feed sequence sent, None for a full resync) and returns the
-        new last sequence."""
+        new last sequence. The stream ends when the session does (``until``): the browser's
+        reconnect then meets the sign-in check like any request."""
         watcher = Watcher()
         self.watchers.add(watcher)
         stopping = self.deps.stopping
@@ -94,7 +98,7 @@ class Hub:
                 finally:
                     for waiting in waits:
                         waiting.cancel()
-                if stopping is not None and stopping.is_set():
+                if (stopping is not None and stopping.is_set()) or datetime.now(UTC) >= until:
                     return
                 if loop.time() - last_clock >= CLOCK_S:
                     last_clock = loop.time()
