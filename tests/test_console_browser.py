@@ -24,7 +24,7 @@ from gateway.timeutil import SystemClock
 from tests.api_kit import db_query, events_of
 from tests.browser import chromium
 from tests.conftest import PASSWORD, Running, config_from, demo_config, running
-from tests.peers import free_port
+from tests.peers import free_port, wait_for
 
 ROOT = Path(__file__).parent.parent
 CROPS = (
@@ -315,8 +315,16 @@ def test_remote_stop_of_a_charge(demo: Running, browser: Browser) -> None:
     vehicle = db_query(demo, "SELECT vehicle_id FROM sessions WHERE id = ?", [entry.session_id])[0][
         0
     ]
-    free = db_query(demo, "SELECT id FROM ev_stations WHERE status = 'available' ORDER BY id")
-    assert free, "both demo chargers busy"
+    # The demo's EVs may hold both chargers for a while: wait for one to be free.
+    free = wait_for(
+        lambda: db_query(
+            demo,
+            "SELECT e.id FROM ev_stations e WHERE e.status = 'available' AND NOT EXISTS (SELECT 1"
+            " FROM charging_sessions c WHERE c.station_id = e.id AND c.status IN ('started', 'charging'))",
+        ),
+        timeout=90,
+        what="a free demo charger",
+    )
 
     async def start() -> int:
         return await charging.start_remote(
