@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/gateway.toml
 
-.PHONY: run test lint typecheck bench clean system-deps
+.PHONY: run test lint typecheck bench clean system-deps screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
-# Debian packages the tests talk to as real peers (Mosquitto broker, socat for serial ptys).
+# Debian packages the tests talk to as real peers (Mosquitto broker, socat for serial ptys,
+# Chromium for the console's browser tests: Playwright drives Debian's build, never one
+# it would download).
 system-deps:
 	@missing=""; \
 	command -v /usr/sbin/mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	command -v /usr/bin/chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v /usr/bin/chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -43,6 +47,10 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/api.py
+
+# The README's picture of the console, taken on the demo site by the browser test.
+screenshot: $(VENV)/.installed-dev system-deps
+	CARPARK_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_console_browser.py -k screenshot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

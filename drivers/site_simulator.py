@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import string
+from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,11 +22,10 @@ from sqlite_utils import Database
 from drivers.loop.simulated import SimulatedLoop
 from gateway.api.deps import Deps
 from gateway.config import SimulationConfig
-from gateway.domain.lanes import Credential
+from gateway.domain.lanes import Credential, Decision
 from gateway.errors import GatewayError
 from gateway.lanes.engine import Lane
 from gateway.lanes.manager import LaneManager
-from gateway.ports import ChargerError
 from gateway.services import (
     SYSTEM,
     Ctx,
@@ -107,23 +107,38 @@ def seed_demo_site(db: Database, ctx: Ctx, chargers: tuple[str, ...] = ()) -> bo
 
 
 class SiteSimulator:
+    """The demo's traffic. ``outcomes`` counts how each simulated visit ended (``left``,
+    ``turned_away``, ``stuck_at_exit``, ``problem``), so a test can hold the demo to its promise:
+    every car that paid leaves."""
+
     def __init__(self, deps: Deps, lanes: LaneManager, config: SimulationConfig) -> None:
         self.deps, self.lanes, self.config = deps, lanes, config
         self.entry = lanes.get(config.entry_lane)
         self.exit = lanes.get(config.exit_lane)
         self._locks = {self.entry.spec.id: asyncio.Lock(), self.exit.spec.id: asyncio.Lock()}
         self._rng = random.Random()
+        self.outcomes: Counter[str] = Counter()
+        self.paid: set[str] = set()  # plates that paid at least once
+        self.left: set[str] = set()
+        self.in_flight = 0
+        self.arriving = True  # False: no new vehicle arrives (the ones inside still leave)
 
-    async def run(self) -> None:
+    async def seed(self) -> None:
+        """The demo's structure, before anything serves: the console shows it from the first
+        page, and the simulated chargers' stations exist when they first connect."""
         if self.config.seed_demo_site:
             ctx = self.deps.ctx_for(SYSTEM)
             chargers = self.config.chargers
             if await self.deps.store.write(lambda db: seed_demo_site(db, ctx, chargers)):
                 log.info("demo_site_seeded")
+
+    async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             n = 0
             while True:
                 await asyncio.sleep(self._rng.expovariate(self.config.arrivals_per_minute / 60))
+                if not self.arriving:
+                    continue
                 n += 1
                 tg.create_task(self._vehicle(self._plate()), name=f"simulator.vehicle[{n}]")
 
@@ -131,13 +146,23 @@ class SiteSimulator:
         return "SIM" + "".join(self._rng.choices(string.ascii_uppercase + string.digits, k=4))
 
     async def _vehicle(self, plate: str) -> None:
-        bound = log.bind(plate=plate)
+        self.in_flight += 1
+        try:
+            outcome = await self._visit(plate, log.bind(plate=plate))
+        finally:
+            self.in_flight -= 1
+        self.outcomes[outcome] += 1
+        if outcome == "left":
+            self.left.add(plate)
+
+    async def _visit(self, plate: str, bound: Any) -> str:
         try:
             if self.config.chargers and self._rng.random() < 0.3:
                 await self._register_ev(plate)
-            if not await self._pass(self.entry, plate):
+            entered = await self._pass(self.entry, plate)
+            if entered is None or not entered.allowed:
                 bound.info("sim_vehicle_turned_away")
-                return
+                return "turned_away"
             charge = await self._maybe_charge(plate)
             await asyncio.sleep(self._rng.uniform(self.config.dwell_min_s, self.config.dwell_max_s))
             if charge is not None:
@@ -145,14 +170,22 @@ class SiteSimulator:
             if self._rng.random() < self.config.pay_ratio:
                 await self._pay(plate)
             for _ in range(3):
-                if await self._pass(self.exit, plate):
+                decision = await self._pass(self.exit, plate)
+                if decision is not None and decision.allowed:
                     bound.info("sim_vehicle_left")
-                    return
+                    return "left"
                 await asyncio.sleep(5)  # refused: walk to the pay station, come back
+                if decision is not None and decision.reason == "charging" and charge is not None:
+                    await self._stop_charge(charge)  # unplug first
                 await self._pay(plate)
-            bound.warning("sim_vehicle_stuck_at_exit")
+            bound.warning(
+                "sim_vehicle_stuck_at_exit",
+                reason=None if decision is None else decision.reason,
+            )
+            return "stuck_at_exit"
         except GatewayError as err:
             bound.warning("sim_vehicle_problem", error=err.detail)
+            return "problem"
 
     async def _register_ev(self, plate: str) -> None:
         """Some visitors drive EVs: known as such, they get the charging spaces first."""
@@ -173,9 +206,8 @@ class SiteSimulator:
 
     async def _maybe_charge(self, plate: str) -> int | None:
         """A vehicle that got a charging space plugs in (through the charger's real path)."""
-        db = self.deps.store.reader
         row = one(
-            db,
+            self.deps.store.reader,
             "SELECT s.id AS session_id, s.vehicle_id, e.id AS station_id FROM sessions s"
             " JOIN vehicles v ON v.id = s.vehicle_id JOIN ev_stations e ON e.space_id = s.space_id"
             " WHERE v.license_plate = ? AND s.status = 'active' AND e.status = 'available'",
@@ -183,96 +215,83 @@ class SiteSimulator:
         )
         if row is None:
             return None
-        ctx = self.deps.ctx_for(SYSTEM)
         try:
-            plan = charging.plan_start(
-                db,
-                ctx,
+            charge_id = await charging.start_remote(
+                self.deps.store,
+                self.deps.charger,
+                self.deps.ctx_for(SYSTEM),
                 station_id=row["station_id"],
                 vehicle_id=row["vehicle_id"],
                 parking_session_id=row["session_id"],
                 max_power=None,
             )
-            tag = f"GW-{self._rng.getrandbits(48):012X}"
-            await self.deps.charger.start(
-                plan.station, power_kw=plan.power_kw, started_at=ctx.now, id_tag=tag
-            )
-            try:
-                charge_id: int = await self.deps.store.write(
-                    lambda db: charging.record_start(db, ctx, plan, ctx.now, id_tag=tag)
-                )
-            finally:
-                self.deps.charger.started_recorded(plan.station)
-        except (GatewayError, ChargerError) as err:
-            log.info("sim_charge_not_started", plate=plate, error=str(err))
+        except GatewayError as err:
+            log.info("sim_charge_not_started", plate=plate, error=err.detail)
             return None
         log.info("sim_vehicle_charging", plate=plate, charge_id=charge_id)
         return charge_id
 
     async def _stop_charge(self, charge_id: int) -> None:
-        ctx = self.deps.ctx_for(SYSTEM)
         try:
-            charge = charging.require_stoppable(self.deps.store.reader, ctx, charge_id)
-            station = one(
-                self.deps.store.reader,
-                "SELECT * FROM ev_stations WHERE id = ?",
-                [charge["station_id"]],
+            await charging.stop_remote(
+                self.deps.store, self.deps.charger, self.deps.ctx_for(SYSTEM), charge_id
             )
-            outcome = await self.deps.charger.stop(station or {}, charge, now=ctx.now)
-            if not outcome.recorded:
-                await self.deps.store.write(
-                    lambda db: charging.record_stop(
-                        db, ctx, charge_id, outcome.energy_kwh, provisional=outcome.provisional
-                    )
-                )
-        except (GatewayError, ChargerError) as err:
-            log.info("sim_charge_not_stopped", charge_id=charge_id, error=str(err))
+        except GatewayError as err:
+            log.info("sim_charge_not_stopped", charge_id=charge_id, error=err.detail)
 
-    async def _pass(self, lane: Lane, plate: str) -> bool:
-        """Drive up, show the plate, and drive through if the barrier opens."""
+    async def _pass(self, lane: Lane, plate: str) -> Decision | None:
+        """Drive up, show the plate, and drive through if the barrier opens for it.
+
+        Returns the lane's decision for *this* presentation of the plate (None when the
+        lane did not answer in time). The wait is on the decision about the credential
+        just shown, never on what the lane said before: a car refused a minute ago that
+        has paid since must not read its old refusal and back away from the open barrier.
+        """
         presence, safety = lane.devices.presence_loop, lane.devices.safety_loop
         if not isinstance(presence, SimulatedLoop) or not isinstance(safety, SimulatedLoop):
             raise RuntimeError(f"lane {lane.spec.id} has no simulated loops")
         async with self._locks[lane.spec.id]:
             presence.set(True)
             await asyncio.sleep(0.5)
-            lane.present(Credential(kind="plate", value=plate, confidence=0.99))
-            opened = await self._wait(
-                lambda: lane.state.position == "open" and lane.state.grant is not None,
-                lambda: (
-                    lane.state.phase == "idle"
-                    and lane.state.last_decision is not None
-                    and lane.state.last_decision.credential is not None
-                    and lane.state.last_decision.credential.value == plate
-                    and not lane.state.last_decision.allowed
-                ),
-            )
-            if not opened:
+            credential = Credential(kind="plate", value=plate, confidence=0.99)
+            lane.present(credential)
+
+            def answered() -> Decision | None:
+                last = lane.state.last_decision
+                return last if last is not None and last.credential is credential else None
+
+            try:
+                async with asyncio.timeout(15):
+                    while True:
+                        decision = answered()
+                        if decision is not None and not decision.allowed:
+                            break
+                        if (
+                            decision is not None
+                            and lane.state.position == "open"
+                            and lane.state.grant is decision
+                        ):
+                            break
+                        await asyncio.sleep(0.05)
+            except TimeoutError:
+                log.warning("sim_lane_no_answer", lane=lane.spec.id, plate=plate)
+                decision = None
+            if decision is None or not decision.allowed:
                 presence.set(False)  # reverse out
                 await asyncio.sleep(1)
-                return False
+                return decision
             safety.set(True)
             await asyncio.sleep(0.5)
             presence.set(False)
             await asyncio.sleep(1)
             safety.set(False)
             await asyncio.sleep(1)
-            return True
-
-    @staticmethod
-    async def _wait(ok: Any, refused: Any) -> bool:
-        async with asyncio.timeout(15):
-            while True:
-                if ok():
-                    return True
-                if refused():
-                    return False
-                await asyncio.sleep(0.05)
+            return decision
 
     async def _pay(self, plate: str) -> None:
         ctx = self.deps.ctx_for(SYSTEM)
 
-        def pay(db: Database) -> None:
+        def pay(db: Database) -> bool:
             session = one(
                 db,
                 "SELECT s.* FROM sessions s JOIN vehicles v ON v.id = s.vehicle_id"
@@ -280,13 +299,15 @@ class SiteSimulator:
                 [plate],
             )
             if session is None:
-                return
+                return False
             quote = payments.quote(db, ctx, session, None)
             if quote.already_paid:
-                return
+                return False
             payments.pay(
                 db, ctx, session_id=session["id"], payment_method="card", amount=quote.total
             )
+            return True
 
-        await self.deps.store.write(pay)
-        log.info("sim_vehicle_paid", plate=plate)
+        if await self.deps.store.write(pay):
+            self.paid.add(plate)
+            log.info("sim_vehicle_paid", plate=plate)

@@ -34,14 +34,14 @@ from drivers.serial_line import SerialLineHub
 from drivers.site_simulator import SiteSimulator
 from gateway.api.app import create_app
 from gateway.api.deps import Deps
-from gateway.config import Config
+from gateway.config import PLACEHOLDER_SECRET, Config
 from gateway.evidence import EvidenceStore
 from gateway.lanes.decisions import Decider
 from gateway.lanes.engine import Lane
 from gateway.lanes.manager import LaneManager
 from gateway.metrics import Metrics
 from gateway.ports import Charger
-from gateway.services import SYSTEM, Ctx, memberships, reservations
+from gateway.services import SYSTEM, Ctx, development, memberships, reservations, users
 from gateway.store import Store
 from gateway.store.outbox import append as record_event
 from gateway.systemd import notify, watchdog_interval, watchdog_loop
@@ -75,6 +75,8 @@ class Daemon:
         self.server: uvicorn.Server | None = None
         self.ready = threading.Event()  # set once the API is serving (tests wait on it)
         self._stop: asyncio.Event | None = None
+        self.demo_accounts: list[development.DemoAccount] = []
+        self.simulator: SiteSimulator | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -105,6 +107,7 @@ class Daemon:
             applied = store.migrate()
             if applied:
                 log.info("migrations_applied", names=applied)
+            self.config = cfg = await self._prepare_site(store, cfg)
             channels = [
                 name
                 for name, on in (("mqtt", cfg.mqtt.enabled), ("http", cfg.upstream_http.enabled))
@@ -114,7 +117,12 @@ class Daemon:
             if cfg.ocpp.enabled:
                 self.charger = StationChargers(None)
             deps = Deps(
-                store=store, config=cfg, clock=self.clock, charger=self.charger, metrics=metrics
+                store=store,
+                config=cfg,
+                clock=self.clock,
+                charger=self.charger,
+                metrics=metrics,
+                stopping=self._stop,
             )
             # Devices are built (and their options checked) before anything starts serving.
             buses.update(build_buses(cfg.modbus))
@@ -131,23 +139,28 @@ class Daemon:
             upstream: list[tuple[str, Callable[[], Awaitable[None]]]] = []
             if cfg.mqtt.enabled:
                 bridge = MqttBridge(deps, cfg.mqtt, CommandHandler(deps, self.lanes), metrics)
+                deps.upstream["mqtt"] = bridge
                 upstream.append(("mqtt", bridge.run))
+            if cfg.simulation.enabled:
+                self.simulator = SiteSimulator(deps, self.lanes, cfg.simulation)
+                await self.simulator.seed()
             if cfg.ocpp.enabled:
                 self.csms = csms = Csms(deps, cfg.ocpp, cfg.ocpp_chargers)
                 assert isinstance(self.charger, StationChargers)
                 self.charger.csms = csms
                 await store.write(csms.bind_configured_stations)
                 upstream.append(("ocpp", csms.run))
-                url = f"ws://127.0.0.1:{cfg.ocpp.port}"
                 for cp_id in cfg.simulation.chargers if cfg.simulation.enabled else ():
                     upstream.append(
                         (
                             f"simulated-charger[{cp_id}]",
-                            partial(run_simulated_charge_point, url, cp_id),
+                            partial(run_simulated_charge_point, csms.local_url, cp_id),
                         )
                     )
             if cfg.upstream_http.enabled:
-                upstream.append(("http-push", HttpPushRelay(deps, cfg.upstream_http, metrics).run))
+                relay = HttpPushRelay(deps, cfg.upstream_http, metrics)
+                deps.upstream["http"] = relay
+                upstream.append(("http-push", relay.run))
             app = create_app(deps)
             self.server = server = _EmbeddedServer(
                 uvicorn.Config(
@@ -174,10 +187,11 @@ class Daemon:
                 for name, run in upstream:
                     helpers.append(tg.create_task(supervised(name, run), name=name))
                 helpers.append(tg.create_task(self.lanes.run(), name="lanes"))
-                if cfg.simulation.enabled:
-                    simulator = SiteSimulator(deps, self.lanes, cfg.simulation)
+                if self.simulator is not None:
                     helpers.append(
-                        tg.create_task(supervised("simulator", simulator.run), name="simulator")
+                        tg.create_task(
+                            supervised("simulator", self.simulator.run), name="simulator"
+                        )
                     )
                 interval = watchdog_interval()
                 if interval:
@@ -197,19 +211,62 @@ class Daemon:
             self.ready.clear()
             log.info("daemon_stopped")
 
+    async def _prepare_site(self, store: Store, cfg: Config) -> Config:
+        """Development mode: this database's own secret and the demo accounts; production
+        mode: no demo account stays usable (see :mod:`gateway.services.development`)."""
+        now = self.clock.now()
+        if not cfg.site.development:
+            retired = await store.write(lambda db: development.retire_demo_accounts(db, now))
+            if retired:
+                log.warning("demo_accounts_deactivated", accounts=retired)
+            return cfg
+        if cfg.auth.secret_key == PLACEHOLDER_SECRET:
+            key = await store.write(lambda db: development.secret_key(db, now))
+            cfg = replace(cfg, auth=replace(cfg.auth, secret_key=key))
+        offered: list[development.DemoAccount] = []
+        hashes: dict[str, str] = {}
+        if development.needs_demo_accounts(store.reader):
+            offered = development.new_demo_passwords()
+            hashes = await asyncio.to_thread(
+                lambda: {a.email: users.hash_password(a.password) for a in offered}
+            )
+        self.demo_accounts = await store.write(
+            lambda db: development.demo_accounts(db, now, offered, hashes)
+        )
+        return cfg
+
     async def _announce_ready(self, server: uvicorn.Server) -> None:
         # uvicorn exposes readiness only as a flag, not an event.
         while not server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        self.ready.set()
-        notify("READY=1")
+        cfg = self.config
+        host = cfg.http.host if cfg.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+        base = f"http://{host}:{self.port}"
         log.info(
             "daemon_ready",
-            host=self.config.http.host,
+            host=cfg.http.host,
             port=self.port,
-            site=self.config.site.id,
-            database=self.config.database.path,
+            site=cfg.site.id,
+            database=cfg.database.path,
+            console=f"{base}/console",
         )
+        if cfg.site.development:
+            # For the person who just typed `make run`: where to go and how to sign in.
+            # Development mode only; a production journal has the log line above.
+            lines = [
+                "",
+                f"  {cfg.site.name} is running (development mode)",
+                f"  console   {base}/console",
+                f"  API docs  {base}/docs",
+                *(
+                    f"  demo {a.role:<9}{a.email:<22}password {a.password}"
+                    for a in self.demo_accounts
+                ),
+                "",
+            ]
+            print("\n".join(lines), flush=True)
+        self.ready.set()  # after the banner: whoever waits for ready can read it
+        notify("READY=1")
 
 
 HOUSEKEEPING_INTERVAL = 60.0

@@ -254,3 +254,21 @@ def site(gw: Running, admin: httpx.Client) -> dict[str, Any]:
         },
     ).json()
     return {"level": level, "zone_a": zone_a, "zone_b": zone_b, "spaces": spaces, "rate": rate}
+
+
+def demo_config(tmp_path: Path, travel_s: float | None = None, **simulation: Any) -> Config:
+    """The embedded demo site (config/gateway.toml) as ``make run`` starts it, on free ports
+    and a fresh database, with its traffic's parameters (and its barriers' travel time)
+    optionally changed."""
+    import tomllib
+
+    raw = tomllib.loads((Path(__file__).parent.parent / "config" / "gateway.toml").read_text())
+    raw["database"]["path"] = str(tmp_path / "demo.db")
+    raw["http"]["port"] = 0
+    raw["ocpp"]["port"] = 0
+    raw.setdefault("lpr", {})["evidence_dir"] = str(tmp_path / "evidence")
+    raw["simulation"].update(simulation)
+    if travel_s is not None:
+        for lane in raw["lanes"]:
+            lane["barrier"]["travel_s"] = travel_s
+    return build_config(raw)

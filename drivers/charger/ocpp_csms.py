@@ -280,6 +280,11 @@ class ChargerConnection(ChargePoint):
         return call_result.DataTransfer(status=DataTransferStatus.accepted)
 
 
+def _peer(connection: Any) -> str:
+    address = getattr(connection, "remote_address", None)
+    return f"{address[0]}:{address[1]}" if address else "?"
+
+
 def _unique_id(raw: str | bytes) -> str | None:
     try:
         message = json.loads(raw)
@@ -326,6 +331,15 @@ class Csms:
         self._pending_starts: dict[tuple[str, int], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port: int | None = None
+        self.listening = asyncio.Event()  # set while the endpoint accepts connections
+
+    async def local_url(self) -> str:
+        """The endpoint's address as seen from this machine, once it listens (the demo's
+        simulated chargers dial it; with ``port = 0`` only the bound port is known)."""
+        await self.listening.wait()
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+        scheme = "wss" if self.config.tls_cert else "ws"
+        return f"{scheme}://{host}:{self.port}"
 
     # -- set-up -------------------------------------------------------------------------
     def bind_configured_stations(self, db: Database) -> None:
@@ -384,6 +398,15 @@ class Csms:
         return None
 
     async def run(self) -> None:
+        try:
+            await self._serve()
+        except OSError as err:  # the port is taken (another daemon?) or the address is wrong
+            log.error(
+                "ocpp_listen_failed", host=self.config.host, port=self.config.port, error=str(err)
+            )
+            raise
+
+    async def _serve(self) -> None:
         tls = None
         if self.config.tls_cert:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -400,13 +423,26 @@ class Csms:
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             log.info("ocpp_listening", host=self.config.host, port=self.port, tls=tls is not None)
-            await self._watch_heartbeats()
+            self.listening.set()
+            try:
+                await self._watch_heartbeats()
+            finally:
+                self.listening.clear()
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         cp_id = connection.request.path.split("?", 1)[0][len(PATH_PREFIX) :]
         previous = self.connections.get(cp_id)
-        if previous is not None:  # a charger that reconnects replaces its stale connection
+        if previous is not None:
+            # A charger that reconnects replaces its stale connection. Two live chargers
+            # configured with the same id would take turns doing this: say so loudly.
+            log.warning(
+                "charger_connection_replaced",
+                charge_point=cp_id,
+                old_peer=_peer(previous._connection),
+                new_peer=_peer(connection),
+                old_silent_s=round(time.monotonic() - previous.last_seen, 1),
+            )
             await previous._connection.close()
         charger = ChargerConnection(cp_id, connection, self)
         self.connections[cp_id] = charger

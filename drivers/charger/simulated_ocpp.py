@@ -5,12 +5,18 @@ websocket, BootNotification, heartbeats, remote start, StartTransaction, MeterVa
 remote stop, StopTransaction. It behaves like a simple AC wallbox: it accepts remote
 starts, delivers its power limit, reports the energy register every ``meter_interval``
 seconds, and reconnects when the link drops.
+
+Everything a connection starts (the transaction, the meter loop, status notifications)
+runs in that connection's task group: when the link drops or the daemon stops, it is
+cancelled with the connection instead of failing later on a closed socket as an orphan
+task ("Task exception was never retrieved").
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +49,11 @@ class SimulatedChargePoint(ChargePoint):
         self.register_wh = random.randint(100_000, 900_000)
         self.transaction: int | None = None
         self._charging: asyncio.Task[None] | None = None
+        self.tasks: asyncio.TaskGroup | None = None  # the connection's, set by its runner
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        assert self.tasks is not None, "a charge point runs inside its connection's task group"
+        return self.tasks.create_task(coro, name=f"simulated-charger[{self.id}].{name}")
 
     @on(Action.remote_start_transaction)
     async def remote_start(self, id_tag: str, connector_id: int | None = None, **extra: Any) -> Any:
@@ -52,14 +63,14 @@ class SimulatedChargePoint(ChargePoint):
         periods = profile.get("charging_schedule", {}).get("charging_schedule_period", [])
         if periods:
             self.power_w = min(self.power_w, float(periods[0].get("limit", self.power_w)))
-        asyncio.get_running_loop().create_task(self._begin(id_tag, connector_id or 1))
+        self._spawn(self._begin(id_tag, connector_id or 1), "start")
         return call_result.RemoteStartTransaction(status=RemoteStartStopStatus.accepted)
 
     @on(Action.remote_stop_transaction)
     async def remote_stop(self, transaction_id: int) -> Any:
         if transaction_id != self.transaction:
             return call_result.RemoteStopTransaction(status=RemoteStartStopStatus.rejected)
-        asyncio.get_running_loop().create_task(self._end("Remote"))
+        self._spawn(self._end("Remote"), "stop")
         return call_result.RemoteStopTransaction(status=RemoteStartStopStatus.accepted)
 
     @on(Action.change_availability)
@@ -67,7 +78,7 @@ class SimulatedChargePoint(ChargePoint):
         status = (
             ChargePointStatus.available if type == "Operative" else ChargePointStatus.unavailable
         )
-        asyncio.get_running_loop().create_task(self._status(max(1, connector_id), status))
+        self._spawn(self._status(max(1, connector_id), status), "status")
         return call_result.ChangeAvailability(status=AvailabilityStatus.accepted)
 
     async def _status(self, connector: int, status: str) -> None:
@@ -95,7 +106,7 @@ class SimulatedChargePoint(ChargePoint):
             return
         self.transaction = response.transaction_id
         await self._status(connector, ChargePointStatus.charging)
-        self._charging = asyncio.get_running_loop().create_task(self._meter(connector))
+        self._charging = self._spawn(self._meter(connector), "meter")
 
     async def _meter(self, connector: int) -> None:
         while self.transaction is not None:
@@ -148,15 +159,21 @@ class SimulatedChargePoint(ChargePoint):
             await self.call(call.Heartbeat())
 
 
-async def run_simulated_charge_point(url: str, cp_id: str) -> None:
-    """Connect, boot, answer the gateway; reconnect after a drop, like a real charger."""
+async def run_simulated_charge_point(url: Callable[[], Awaitable[str]], cp_id: str) -> None:
+    """Connect, boot, answer the gateway; reconnect after a drop, like a real charger.
+
+    ``url`` waits until the gateway's own OCPP listener is up and names its bound address,
+    so the demo's chargers never dial before it listens, nor another daemon's port.
+    """
     while True:
+        base = await url()
         try:
-            async with websockets.connect(f"{url}/ocpp/{cp_id}", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            async with websockets.connect(f"{base}/ocpp/{cp_id}", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
                 point = SimulatedChargePoint(cp_id, ws)
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(point.start())
-                    tg.create_task(point.boot())
+                    point.tasks = tg
+                    tg.create_task(point.start(), name=f"simulated-charger[{cp_id}].link")
+                    tg.create_task(point.boot(), name=f"simulated-charger[{cp_id}].boot")
         except* (
             OSError,
             websockets.ConnectionClosed,

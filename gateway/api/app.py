@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 import gateway
+from gateway import console
 from gateway.api.auth import PUBLIC, build_auth
 from gateway.api.controllers.auth import AuthController
 from gateway.api.controllers.bookings import (
@@ -110,7 +111,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
-        on_app_init=[_init, *(on_app_init or [])],
+        on_app_init=[_init, console.install(deps), *(on_app_init or [])],
         debug=False,
         logging_config=None,
     )

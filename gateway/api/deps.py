@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from litestar.connection import ASGIConnection
@@ -33,6 +34,12 @@ class Deps:
     metrics: Any = None
     # The JWT backend (litestar's OAuth2PasswordBearerAuth), set by create_app; it issues tokens.
     auth: Any = None
+    # Set when the daemon is stopping: long-lived responses (the console's live stream) end
+    # on it, so that uvicorn's graceful shutdown does not wait for them.
+    stopping: asyncio.Event | None = None
+    # The upstream channels by name ("mqtt", "http"), for the console: objects with
+    # ``connected`` and ``last_error``. Filled by the composition root.
+    upstream: dict[str, Any] = field(default_factory=dict)
 
     def ctx(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Ctx:
         return self.ctx_for(actor_of(connection))

@@ -9,6 +9,7 @@ payment at the exit settles parking and charging together.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,8 +20,9 @@ from sqlite_utils import Database
 from gateway.domain.fees import ChargeLine
 from gateway.domain.money import ZERO, cents
 from gateway.errors import Conflict, Forbidden, Invalid
+from gateway.ports import Charger, ChargerError
 from gateway.services import Ctx, one, require, require_owner_or, rows, stamp_insert, stamp_update
-from gateway.store import outbox
+from gateway.store import Store, outbox
 from gateway.timeutil import iso, parse
 
 STATION_STATUSES = (
@@ -304,6 +306,68 @@ def record_stop(
         },
         ctx.now,
     )
+
+
+# -- asking the charger, then recording: the one path of the API, the console, the demo --------
+
+
+async def start_remote(
+    store: Store,
+    charger: Charger,
+    ctx: Ctx,
+    *,
+    station_id: int,
+    vehicle_id: int,
+    parking_session_id: int | None,
+    max_power: Decimal | None,
+) -> int:
+    """Check, ask the station's charger to start, and record the charge; returns its id.
+
+    Our id tag for the charge goes to the charger, whose StartTransaction names it, so the
+    two link up whichever arrives first. A charger that refuses or does not answer is a 409.
+    """
+    plan = plan_start(
+        store.reader,
+        ctx,
+        station_id=station_id,
+        vehicle_id=vehicle_id,
+        parking_session_id=parking_session_id,
+        max_power=max_power,
+    )
+    id_tag = f"GW-{secrets.token_hex(6).upper()}"
+    try:
+        await charger.start(plan.station, power_kw=plan.power_kw, started_at=ctx.now, id_tag=id_tag)
+    except ChargerError as err:
+        raise Conflict(f"the charger did not start: {err}") from err
+    try:
+        return await store.write(lambda db: record_start(db, ctx, plan, ctx.now, id_tag=id_tag))
+    finally:
+        charger.started_recorded(plan.station)
+
+
+async def stop_remote(store: Store, charger: Charger, ctx: Ctx, charge_id: int) -> None:
+    """Ask the charger to stop a charge and make sure it ends up recorded.
+
+    The charger's StopTransaction records the final energy; without one in time, the last
+    metered energy is billed as provisional. A charger that refuses is a 409.
+    """
+    charge = require_stoppable(store.reader, ctx, charge_id)
+    station = require(store.reader, "ev_stations", charge["station_id"], "station")
+    try:
+        outcome = await charger.stop(station, charge, now=ctx.now)
+    except ChargerError as err:
+        raise Conflict(f"the charger did not stop: {err}") from err
+    if not outcome.recorded:
+        await store.write(
+            lambda db: record_stop(
+                db,
+                ctx,
+                charge_id,
+                outcome.energy_kwh,
+                stopped_at=ctx.now,
+                provisional=outcome.provisional,
+            )
+        )
 
 
 # -- OCPP: what the chargers report -----------------------------------------------------------

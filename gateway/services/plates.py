@@ -210,6 +210,12 @@ def match_inside(db: Database, plate: str) -> Match:
         [plate],
     ):
         return Match("exact", plate)
+    return match(plate, near_inside(db, plate))
+
+
+def near_inside(db: Database, plate: str) -> list[str]:
+    """Plates of vehicles inside one OCR confusion or edit away from ``plate`` (not itself):
+    the candidates an operator chooses from when a read is uncertain."""
     near = sorted(neighbours(plate))
     found: list[str] = []
     for start in range(0, len(near), 500):  # SQLite's bound-parameter limit
@@ -224,7 +230,7 @@ def match_inside(db: Database, plate: str) -> Match:
                 chunk,
             )
         )
-    return match(plate, found)
+    return found
 
 
 # -- plate lists ------------------------------------------------------------------------------

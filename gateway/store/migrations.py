@@ -414,3 +414,26 @@ CREATE TABLE ocpp_chargers (
     )
     # A charge started at the charger (an RFID card) may have no known vehicle.
     db.table("charging_sessions").transform(not_null={"vehicle_id": False})
+
+
+@MIGRATIONS(name="0006_i14_console")
+def console(db: Database) -> None:
+    _run(
+        db,
+        """
+CREATE TABLE site_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE alarm_acks (
+    sequence INTEGER PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    lane_id TEXT,
+    acknowledged_by INTEGER REFERENCES users(id),
+    actor TEXT,
+    note TEXT,
+    acknowledged_at TEXT NOT NULL
+)
+""",
+    )

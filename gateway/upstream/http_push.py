@@ -31,6 +31,9 @@ class HttpPushRelay:
         self.deps, self.config, self.metrics = deps, config, metrics
         self._wake = asyncio.Event()
         deps.store.on_commit(self._wake.set)
+        # What the console shows: did the last POST succeed, and if not, why.
+        self.connected = False
+        self.last_error: str | None = None
 
     async def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
@@ -55,6 +58,7 @@ class HttpPushRelay:
                     problem = None if ok else f"HTTP {response.status_code}"
                 except httpx.HTTPError as err:
                     ok, problem = False, str(err) or type(err).__name__
+                self.connected, self.last_error = ok, problem
                 if not ok:
                     failures += 1
                     delay = min(60.0, random.uniform(0, 1.5 ** min(12, failures)) / 2 + 0.2)

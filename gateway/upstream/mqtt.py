@@ -50,6 +50,7 @@ class MqttBridge:
         self.site_id = deps.config.site.id
         self.prefix = (config.topic_prefix or f"carpark/{self.site_id}").rstrip("/")
         self.connected = False
+        self.last_error: str | None = None  # why the link last dropped (the console shows it)
         self._wake = asyncio.Event()
         self._state_dirty = asyncio.Event()
         self._published_state: dict[str, str] = {}
@@ -127,7 +128,8 @@ class MqttBridge:
                         raise
             except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
                 error = group.exceptions[0]
-                log.warning("mqtt_disconnected", error=str(error) or type(error).__name__)
+                self.last_error = str(error) or type(error).__name__
+                log.warning("mqtt_disconnected", error=self.last_error)
             finally:
                 self.connected = False
             if time.monotonic() - started > 30:

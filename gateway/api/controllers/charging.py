@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from litestar import Controller, Request, get, post, put
@@ -21,8 +20,6 @@ from gateway.api.schemas import (
     StationUpdate,
     given,
 )
-from gateway.errors import Conflict
-from gateway.ports import ChargerError
 from gateway.services import Actor, charging, reports, require, rows
 from gateway.services.views import BookingViews
 
@@ -122,29 +119,15 @@ class ChargingController(Controller):
         request: Request[Actor, Any, Any],
         data: JSONBody[ChargeStartIn],
     ) -> dict[str, Any]:
-        ctx = deps.ctx(request)
-        plan = charging.plan_start(
-            deps.db,
-            ctx,
+        charge_id = await charging.start_remote(
+            deps.store,
+            deps.charger,
+            deps.ctx(request),
             station_id=data.station_id,
             vehicle_id=data.vehicle_id,
             parking_session_id=data.parking_session_id,
             max_power=data.max_power_requested,
         )
-        # Our id tag for this charge: the charger's StartTransaction names it, so they link.
-        id_tag = f"GW-{secrets.token_hex(6).upper()}"
-        try:
-            await deps.charger.start(
-                plan.station, power_kw=plan.power_kw, started_at=ctx.now, id_tag=id_tag
-            )
-        except ChargerError as err:
-            raise Conflict(f"the charger did not start: {err}") from err
-        try:
-            charge_id = await deps.write(
-                request, lambda db, c: charging.record_start(db, c, plan, ctx.now, id_tag=id_tag)
-            )
-        finally:
-            deps.charger.started_recorded(plan.station)
         return charging.charge_view(
             require(deps.db, "charging_sessions", charge_id, "charging session")
         )
@@ -156,25 +139,7 @@ class ChargingController(Controller):
         request: Request[Actor, Any, Any],
         charge_id: FromPath[int],
     ) -> dict[str, Any]:
-        ctx = deps.ctx(request)
-        charge = charging.require_stoppable(deps.db, ctx, charge_id)
-        station = require(deps.db, "ev_stations", charge["station_id"], "station")
-        try:
-            outcome = await deps.charger.stop(station, charge, now=ctx.now)
-        except ChargerError as err:
-            raise Conflict(f"the charger did not stop: {err}") from err
-        if not outcome.recorded:
-            await deps.write(
-                request,
-                lambda db, c: charging.record_stop(
-                    db,
-                    c,
-                    charge_id,
-                    outcome.energy_kwh,
-                    stopped_at=ctx.now,
-                    provisional=outcome.provisional,
-                ),
-            )
+        await charging.stop_remote(deps.store, deps.charger, deps.ctx(request), charge_id)
         row = require(deps.db, "charging_sessions", charge_id, "charging session")
         view = charging.charge_view(row)
         return {
