@@ -102,9 +102,8 @@ def create_app(
 
     # /metrics only when there are metrics to show (otherwise it is a 404, not a 500).
     handlers: list[Any] = [api, health, *([metrics] if deps.metrics is not None else [])]
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
-        middleware=[deps.metrics.middleware()] if deps.metrics is not None else [],
         dependencies={
             "deps": Provide(lambda: deps, use_cache=True, sync_to_thread=False),
         },
@@ -114,3 +113,7 @@ def create_app(
         debug=False,
         logging_config=None,
     )
+    if deps.metrics is not None:
+        # Around the router, so that 401s, 404s and 405s are timed too (see Metrics.instrument).
+        app.asgi_handler = deps.metrics.instrument(app.asgi_handler)
+    return app

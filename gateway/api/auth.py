@@ -11,14 +11,34 @@ from datetime import timedelta
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTCookieAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
 from gateway.services import Actor, one
 from gateway.store import Store
 
 LOGIN_PATH = "/api/v1/auth/login"
+
+
+class BearerOnly(JWTCookieAuthenticationMiddleware):
+    """``Authorization: Bearer <token>`` and nothing else.
+
+    Litestar's middleware takes the token after any scheme (``Basic <jwt>`` worked) and
+    also from a ``token`` cookie. A cookie is sent by the browser on its own, so an API
+    that honoured one would be open to cross-site request forgery the day a page stored
+    the token there; the REST API therefore reads the header only. (The staff console has
+    its own session cookie, HttpOnly and SameSite=Strict, with a CSRF token on every change.)
+    """
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthorizedException("an Authorization: Bearer <token> header is required")
+        return await self.authenticate_token(encoded_token=token.strip(), connection=connection)
 
 
 def build_auth(
@@ -42,6 +62,7 @@ def build_auth(
         retrieve_user_handler=retrieve_user,
         token_secret=secret,
         token_url=LOGIN_PATH,
+        authentication_middleware_class=BearerOnly,
         default_token_expiration=timedelta(minutes=expire_minutes),
         # Everything not marked public needs a token; public handlers set exclude_from_auth.
         exclude=["^/docs", "^/redoc", "^/openapi.json", "^/schema", "^/health", "^/metrics"],

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import BodyKwarg
 from msgspec import Meta, Struct
+
+from gateway.domain.money import cents
 
 MAX_MONEY = Decimal("1000000")
 
@@ -55,12 +57,57 @@ PaymentStatus = Literal["pending", "completed", "failed", "refunded"]
 DiscountType = Literal["percentage", "fixed_amount", "free_hours"]
 
 
-def check_money(value: Decimal | None, name: str, *, positive: bool = False) -> None:
-    if value is None:
-        return
-    if not value.is_finite() or value < 0 or (positive and value == 0) or value > MAX_MONEY:
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"`{name}` must be a number {bound} and at most {MAX_MONEY}")
+# -- the rules every body follows ----------------------------------------------------------
+
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+def check_times(struct: Struct) -> None:
+    """Every date and time a client sends lies in the years 2000..2099 (also once in UTC).
+
+    A validity window "from year 1 to 9999" or an entry back-dated to year 1 is a typo or
+    a probe, never a real car park's data; and 9999-12-31T23:59-01:00 is not even
+    representable in UTC.
+    """
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if not isinstance(value, date):  # datetime is a date too
+            continue
+        years = [value.year]
+        if FIRST_YEAR <= value.year <= LAST_YEAR and isinstance(value, datetime):
+            years.append(value.astimezone(UTC).year if value.tzinfo else value.year)
+        if not all(FIRST_YEAR <= year <= LAST_YEAR for year in years):
+            raise ValueError(f"`{name}` must be in the years {FIRST_YEAR}..{LAST_YEAR}")
+
+
+class Body(Struct):
+    """A request body. Subclasses with rules of their own call ``super().__post_init__()``."""
+
+    def __post_init__(self) -> None:
+        check_times(self)
+
+
+class Update(Body):
+    """A PUT body: every field optional, only the given ones change, and at least one must
+    be given (an empty update is a client's mistake: 400, and no event with no changes)."""
+
+
+def money_in(value: Decimal, name: str, *, positive: bool = False) -> Decimal:
+    """A money value as it is stored: checked, then rounded half-up to cents.
+
+    The one rule for every amount a client (or the central system) sends: rates,
+    plan prices, discount values, payments. ``2.675`` is kept as ``2.68`` and echoed
+    so, instead of being stored with ten decimals and rounded differently by each
+    reader. ``positive`` amounts must still be above 0 once rounded (0.001 is 0.00).
+    """
+    bound = "> 0" if positive else ">= 0"
+    problem = f"`{name}` must be a number {bound} and at most {MAX_MONEY}"
+    if not value.is_finite() or value < 0 or value > MAX_MONEY:
+        raise ValueError(problem)
+    rounded = cents(value)
+    if positive and rounded == 0:
+        raise ValueError(problem)
+    return rounded
 
 
 def check_number(
@@ -75,14 +122,14 @@ def check_number(
 # -- auth -------------------------------------------------------------------------------
 
 
-class RegisterIn(Struct):
+class RegisterIn(Body):
     email: Email
     password: Password
     full_name: Text255
     phone: Opt50 = None
 
 
-class LoginForm(Struct):
+class LoginForm(Body):
     username: Annotated[str, Meta(min_length=1, max_length=255)]
     password: Annotated[str, Meta(min_length=1, max_length=128)]
 
@@ -90,13 +137,13 @@ class LoginForm(Struct):
 # -- vehicles ---------------------------------------------------------------------------
 
 
-class VehicleTypeIn(Struct):
+class VehicleTypeIn(Body):
     name: Text50
     size_category: SizeCategory = "medium"
     description: Opt255 = None
 
 
-class VehicleIn(Struct):
+class VehicleIn(Body):
     license_plate: PlateText
     vehicle_type_id: Id
     make: Opt50 = None
@@ -106,7 +153,7 @@ class VehicleIn(Struct):
     user_id: Id | None = None
 
 
-class VehicleUpdate(Struct, omit_defaults=True):
+class VehicleUpdate(Update, omit_defaults=True):
     make: Opt50 | msgspec.UnsetType = msgspec.UNSET
     model: Opt50 | msgspec.UnsetType = msgspec.UNSET
     color: Opt30 | msgspec.UnsetType = msgspec.UNSET
@@ -117,32 +164,34 @@ class VehicleUpdate(Struct, omit_defaults=True):
 # -- structure --------------------------------------------------------------------------
 
 
-class LevelIn(Struct):
+class LevelIn(Body):
     name: Text50
     floor_number: Annotated[int, Meta(ge=-100, le=500)]
     is_underground: bool = False
     max_height_m: Decimal | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_number(
             self.max_height_m, "max_height_m", low=Decimal(0), high=Decimal(100), low_open=True
         )
 
 
-class LevelUpdate(Struct):
+class LevelUpdate(Update):
     name: Text50 | msgspec.UnsetType = msgspec.UNSET
     floor_number: Annotated[int, Meta(ge=-100, le=500)] | msgspec.UnsetType = msgspec.UNSET
     is_underground: bool | msgspec.UnsetType = msgspec.UNSET
     max_height_m: Decimal | msgspec.UnsetType | None = msgspec.UNSET
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.max_height_m, Decimal):
             check_number(
                 self.max_height_m, "max_height_m", low=Decimal(0), high=Decimal(100), low_open=True
             )
 
 
-class ZoneIn(Struct):
+class ZoneIn(Body):
     level_id: Id
     name: Text50
     description: Opt255 = None
@@ -150,14 +199,14 @@ class ZoneIn(Struct):
     color_code: Opt10 = None
 
 
-class ZoneUpdate(Struct):
+class ZoneUpdate(Update):
     name: Text50 | msgspec.UnsetType = msgspec.UNSET
     description: Opt255 | msgspec.UnsetType = msgspec.UNSET
     total_spaces: NonNegInt | msgspec.UnsetType = msgspec.UNSET
     color_code: Opt10 | msgspec.UnsetType = msgspec.UNSET
 
 
-class SpaceIn(Struct):
+class SpaceIn(Body):
     zone_id: Id
     space_number: Text20
     space_type: SpaceType = "standard"
@@ -167,7 +216,7 @@ class SpaceIn(Struct):
     is_handicapped: bool = False
 
 
-class SpaceUpdate(Struct):
+class SpaceUpdate(Update):
     status: SpaceStatus | msgspec.UnsetType = msgspec.UNSET
     space_type: SpaceType | msgspec.UnsetType = msgspec.UNSET
     is_ev_charging: bool | msgspec.UnsetType = msgspec.UNSET
@@ -178,31 +227,32 @@ class SpaceUpdate(Struct):
 # -- sessions ---------------------------------------------------------------------------
 
 
-class EntryIn(Struct):
+class EntryIn(Body):
     license_plate: PlateText
     entry_gate: Opt50 = None
     lpr_image: Opt255 = None
     entry_time: datetime | None = None
 
 
-class ExitIn(Struct):
+class ExitIn(Body):
     ticket_number: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"\S")] | None = None
     license_plate: PlateText | None = None
     exit_gate: Opt50 = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.ticket_number and not self.license_plate:
             raise ValueError("give `ticket_number` or `license_plate`")
 
 
-class AssignSpaceIn(Struct):
+class AssignSpaceIn(Body):
     space_id: Id
 
 
 # -- rates ------------------------------------------------------------------------------
 
 
-class RateIn(Struct):
+class RateIn(Body):
     name: Text100
     amount: Decimal
     effective_from: datetime
@@ -219,7 +269,8 @@ class RateIn(Struct):
     max_duration_minutes: NonNegInt | None = None
 
     def __post_init__(self) -> None:
-        check_money(self.amount, "amount")
+        super().__post_init__()
+        self.amount = money_in(self.amount, "amount")
         check_number(
             self.peak_multiplier,
             "peak_multiplier",
@@ -229,7 +280,7 @@ class RateIn(Struct):
         )
 
 
-class RateUpdate(Struct):
+class RateUpdate(Update):
     name: Text100 | msgspec.UnsetType = msgspec.UNSET
     amount: Decimal | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
@@ -240,8 +291,9 @@ class RateUpdate(Struct):
     peak_end_time: TimeOfDay | msgspec.UnsetType | None = msgspec.UNSET
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.amount, Decimal):
-            check_money(self.amount, "amount")
+            self.amount = money_in(self.amount, "amount")
         if isinstance(self.peak_multiplier, Decimal):
             check_number(
                 self.peak_multiplier,
@@ -255,21 +307,22 @@ class RateUpdate(Struct):
 # -- payments and discounts ---------------------------------------------------------------
 
 
-class PaymentIn(Struct):
+class PaymentIn(Body):
     session_id: Id
     payment_method: PaymentMethod
     amount: Decimal
     discount_code: Annotated[str, Meta(max_length=50)] | None = None
 
     def __post_init__(self) -> None:
-        check_money(self.amount, "amount")
+        super().__post_init__()
+        self.amount = money_in(self.amount, "amount")
 
 
-class ValidateExitIn(Struct):
+class ValidateExitIn(Body):
     ticket_number: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"\S")]
 
 
-class DiscountIn(Struct):
+class DiscountIn(Body):
     code: Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^\s*[A-Za-z0-9_\-]+\s*$")]
     name: Text100
     value: Decimal
@@ -282,10 +335,11 @@ class DiscountIn(Struct):
     partner_name: Opt100 = None
 
     def __post_init__(self) -> None:
-        check_money(self.value, "value", positive=True)
+        super().__post_init__()
+        self.value = money_in(self.value, "value", positive=True)
 
 
-class DiscountUpdate(Struct):
+class DiscountUpdate(Update):
     name: Text100 | msgspec.UnsetType = msgspec.UNSET
     value: Decimal | msgspec.UnsetType = msgspec.UNSET
     valid_from: datetime | msgspec.UnsetType = msgspec.UNSET
@@ -294,11 +348,12 @@ class DiscountUpdate(Struct):
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.value, Decimal):
-            check_money(self.value, "value", positive=True)
+            self.value = money_in(self.value, "value", positive=True)
 
 
-class DiscountValidateIn(Struct):
+class DiscountValidateIn(Body):
     code: Annotated[str, Meta(min_length=1, max_length=50)]
     session_id: Id | None = None
 
@@ -311,7 +366,7 @@ ReservationStatus = Literal[
 ]
 
 
-class ReservationIn(Struct):
+class ReservationIn(Body):
     vehicle_id: Id
     start_time: datetime
     end_time: datetime
@@ -320,7 +375,7 @@ class ReservationIn(Struct):
     special_requests: Opt500 = None
 
 
-class ReservationUpdate(Struct):
+class ReservationUpdate(Update):
     start_time: datetime | msgspec.UnsetType = msgspec.UNSET
     end_time: datetime | msgspec.UnsetType = msgspec.UNSET
     zone_id: Id | msgspec.UnsetType = msgspec.UNSET
@@ -333,7 +388,7 @@ class ReservationUpdate(Struct):
 MembershipStatus = Literal["active", "expired", "suspended", "cancelled"]
 
 
-class PlanIn(Struct):
+class PlanIn(Body):
     name: Text100
     duration_months: Annotated[int, Meta(ge=1, le=120)]
     price: Decimal
@@ -347,13 +402,14 @@ class PlanIn(Struct):
     is_active: bool = True
 
     def __post_init__(self) -> None:
-        check_money(self.price, "price")
+        super().__post_init__()
+        self.price = money_in(self.price, "price")
         check_number(
             self.discount_percentage, "discount_percentage", low=Decimal(0), high=Decimal(100)
         )
 
 
-class PlanUpdate(Struct):
+class PlanUpdate(Update):
     name: Text100 | msgspec.UnsetType = msgspec.UNSET
     description: Annotated[str, Meta(max_length=2000)] | msgspec.UnsetType | None = msgspec.UNSET
     duration_months: Annotated[int, Meta(ge=1, le=120)] | msgspec.UnsetType = msgspec.UNSET
@@ -367,15 +423,16 @@ class PlanUpdate(Struct):
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.price, Decimal):
-            check_money(self.price, "price")
+            self.price = money_in(self.price, "price")
         if isinstance(self.discount_percentage, Decimal):
             check_number(
                 self.discount_percentage, "discount_percentage", low=Decimal(0), high=Decimal(100)
             )
 
 
-class SubscribeIn(Struct):
+class SubscribeIn(Body):
     plan_id: Id
     vehicle_ids: Annotated[list[Id], Meta(max_length=100)] = msgspec.field(default_factory=list)
     auto_renew: bool = False
@@ -400,7 +457,7 @@ def _check_price_per_kwh(value: Decimal) -> None:
         raise ValueError("`price_per_kwh` has at most 4 decimals")
 
 
-class StationIn(Struct):
+class StationIn(Body):
     space_id: Id
     power_kw: Decimal
     connector_type: Text50
@@ -415,11 +472,12 @@ class StationIn(Struct):
     connector_id: Annotated[int, Meta(ge=1, le=99)] | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_number(self.power_kw, "power_kw", low=Decimal(0), high=Decimal(1000), low_open=True)
         _check_price_per_kwh(self.price_per_kwh)
 
 
-class StationUpdate(Struct):
+class StationUpdate(Update):
     status: StationStatus | msgspec.UnsetType = msgspec.UNSET
     price_per_kwh: Decimal | msgspec.UnsetType = msgspec.UNSET
     power_kw: Decimal | msgspec.UnsetType = msgspec.UNSET
@@ -432,6 +490,7 @@ class StationUpdate(Struct):
     connector_id: Annotated[int, Meta(ge=1, le=99)] | msgspec.UnsetType | None = msgspec.UNSET
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.power_kw, Decimal):
             check_number(
                 self.power_kw, "power_kw", low=Decimal(0), high=Decimal(1000), low_open=True
@@ -440,13 +499,14 @@ class StationUpdate(Struct):
             _check_price_per_kwh(self.price_per_kwh)
 
 
-class ChargeStartIn(Struct):
+class ChargeStartIn(Body):
     station_id: Id
     vehicle_id: Id
     parking_session_id: Id | None = None
     max_power_requested: Decimal | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_number(
             self.max_power_requested,
             "max_power_requested",
@@ -478,7 +538,6 @@ def normal_time(text: str | None) -> str | None:
 
 
 @functools.cache
-@functools.cache
 def _number_fields(target: type[Struct]) -> frozenset[str]:
     """The fields typed ``Decimal``: JSON numbers on the wire (1.1), never strings."""
     info = msgspec.inspect.type_info(target)
@@ -498,27 +557,52 @@ def _invalid_body(request: Request[Any, Any, Any], key: str, message: str) -> Va
     )
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def strict_json_body(request: Request[Any, Any, Any]) -> None:
     """Decode a handler's JSON body strictly, before litestar converts it leniently.
 
-    Litestar converts request data with msgspec's ``strict=False`` (right for query strings,
-    where everything is text), which would take ``1`` or ``"true"`` for a bool and ``"5"``
-    for an int in a JSON body; msgspec also takes ``"2.5"`` for a ``Decimal``. The field
-    reference refuses those (1.1), so the body is checked here first with the handler's own
-    Struct. Registered as ``before_request``: it runs after authentication and the role
-    guards, so 401 and 403 still come first.
+    * The body must be sent as ``application/json`` (415 otherwise). Litestar parses any
+      body as JSON whatever its type, so a cross-site ``text/plain`` form post (which a
+      browser sends without a preflight) would otherwise be read as a JSON command.
+    * It must be UTF-8 (400 otherwise), also inside fields the handler ignores.
+    * Litestar converts request data with msgspec's ``strict=False`` (right for query
+      strings, where everything is text), which would take ``1`` or ``"true"`` for a bool
+      and ``"5"`` for an int in a JSON body; msgspec also takes ``"2.5"`` for a
+      ``Decimal``. The field reference refuses those (1.1), so the body is checked here
+      first with the handler's own Struct.
+    * An update (:class:`Update`) must change something.
+
+    Registered as ``before_request``: it runs after authentication and the role guards, so
+    401 and 403 still come first.
     """
     field = request.route_handler.parsed_fn_signature.parameters.get("data")
     if field is None or not isinstance(field.kwarg_definition, BodyKwarg):
         return
     if field.kwarg_definition.media_type != RequestEncodingType.JSON:
         return
+    content_type = request.headers.get("content-type")
+    if content_type is None and not await request.body():
+        pass  # no body at all: litestar answers 400 for the missing body
+    elif not _is_json(content_type or ""):
+        raise HTTPException(
+            status_code=415, detail="Unsupported media type: send the body as application/json"
+        )
     target = field.annotation
     if not (isinstance(target, type) and issubclass(target, Struct)):
         return
     body = await request.body()
     try:
-        msgspec.json.decode(body, type=target, strict=True)
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid_body(request, "data", "the body is not valid UTF-8") from None
+    try:
+        data = msgspec.json.decode(body, type=target, strict=True)
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at ")
         key = where.strip("`").removeprefix("$").lstrip(".")
@@ -528,10 +612,13 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
         raise _invalid_body(request, key, message) from None
     except msgspec.DecodeError:
         return  # malformed JSON: litestar's own parsing answers it with 400
+    if isinstance(data, Update) and not given(data):
+        names = ", ".join(target.__struct_fields__)
+        raise _invalid_body(request, "data", f"nothing to update: give at least one of {names}")
     numbers = _number_fields(target)
     if not numbers:
         return
-    raw = msgspec.json.decode(body)
+    raw = msgspec.json.decode(body)  # valid JSON and UTF-8: checked above
     for name in sorted(numbers):
         if isinstance(raw.get(name), str):
             raise _invalid_body(request, name, "Expected `number`, got `str`")

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from gateway.api.auth import PUBLIC, admin
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
+from gateway.api.params import Limit, Page, QueryTime, paged, query_time
 from gateway.api.schemas import (
     MembershipStatus,
     PlanIn,
@@ -105,12 +105,14 @@ class ReservationController(Controller):
         self,
         deps: NamedDependency[Deps],
         request: Request[Any, Any, Any],
-        start_time: FromQuery[datetime],
-        end_time: FromQuery[datetime],
+        start_time: QueryTime,
+        end_time: QueryTime,
         zone_id: FromQuery[int | None] = None,
     ) -> dict[str, Any]:
+        start, end = query_time(start_time, "start_time"), query_time(end_time, "end_time")
+        assert start is not None and end is not None
         ctx = deps.ctx(request)
-        result = reservations.availability(deps.db, ctx, utc(start_time), utc(end_time), zone_id)
+        result = reservations.availability(deps.db, ctx, start, end, zone_id)
         views = BookingViews(deps.db, ctx)
         spaces = [views.space_row(r) for r in result.pop("free_space_rows")]
         return {

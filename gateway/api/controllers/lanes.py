@@ -7,18 +7,19 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from msgspec import Meta, Struct
+from msgspec import Meta
 
 from gateway.api.auth import admin, staff
 from gateway.api.deps import Deps
+from gateway.api.schemas import Body
 from gateway.services import Actor
 
 
-class OpenIn(Struct):
+class OpenIn(Body):
     reason: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 
 
-class ModeIn(Struct):
+class ModeIn(Body):
     mode: Literal["normal", "locked_open", "locked_closed", "free_exit"]
 
 

@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import cv2
+import msgspec
 import numpy as np
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from msgspec import Meta, Struct
+from msgspec import Meta
 
 from gateway.api.auth import PUBLIC, admin, staff
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
-from gateway.api.schemas import PlateText
+from gateway.api.params import Limit, OptQueryTime, Page, paged, query_time
+from gateway.api.schemas import Body, PlateText, Update, given
 from gateway.domain.plates import normalize_plate
 from gateway.errors import Invalid, NotFound, Unauthorized
 from gateway.services import Actor, plates, require, rows
@@ -29,7 +30,7 @@ from gateway.timeutil import iso, utc
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 
 
-class SmartReadIn(Struct):
+class SmartReadIn(Body):
     plate: PlateText
     confidence: Annotated[float, Meta(ge=0, le=1)]
     time: datetime | None = None
@@ -37,16 +38,22 @@ class SmartReadIn(Struct):
     camera_id: Annotated[str, Meta(max_length=100)] | None = None
 
 
-class CorrectionIn(Struct):
+class CorrectionIn(Body):
     plate: PlateText
 
 
-class ListEntryIn(Struct):
+class ListEntryIn(Body):
     plate: PlateText
     list: Literal["allow", "deny"]
     lane_id: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
     reason: Annotated[str, Meta(max_length=200)] | None = None
     valid_until: datetime | None = None
+
+
+class ListEntryUpdate(Update):
+    list: Literal["allow", "deny"] | msgspec.UnsetType = msgspec.UNSET
+    reason: Annotated[str, Meta(max_length=200)] | msgspec.UnsetType | None = msgspec.UNSET
+    valid_until: datetime | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SmartCameraController(Controller):
@@ -109,25 +116,27 @@ class PlateReadController(Controller):
         limit: Limit = 20,
         lane_id: FromQuery[str | None] = None,
         plate: FromQuery[str | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: OptQueryTime = None,
+        until: OptQueryTime = None,
     ) -> dict[str, Any]:
-        """Newest first. ``plate`` matches the read or its correction."""
+        """Newest first. ``plate`` matches the read or its correction; an empty ``plate=``
+        or ``lane_id=`` (a search form's blank field) is no filter."""
+        start, end = query_time(since, "since"), query_time(until, "until")
         where: list[str] = []
         params: list[Any] = []
-        if lane_id is not None:
+        if lane_id:
             where.append("lane_id = ?")
             params.append(lane_id)
-        if plate is not None:
+        if plate and plate.strip():
             normal = normalize_plate(plate)
             where.append("(plate = ? OR corrected_from = ?)")
             params.extend([normal, normal])
-        if since is not None:
+        if start is not None:
             where.append("first_seen >= ?")
-            params.append(iso(utc(since)))
-        if until is not None:
+            params.append(iso(start))
+        if end is not None:
             where.append("first_seen < ?")
-            params.append(iso(utc(until)))
+            params.append(iso(end))
         return paged(
             deps.db,
             key="reads",
@@ -197,14 +206,18 @@ class PlateListController(Controller):
         request: Request[Actor, Any, Any],
         data: JSONBody[ListEntryIn],
     ) -> dict[str, Any]:
-        """Add a plate to the allow or deny list of a lane (or the whole site); re-adding updates it."""
+        """Add a plate to the allow or deny list of a lane (or the whole site).
+
+        A plate already listed for that lane is 409 (with its ``entry_id``): moving it to
+        the other list is a ``PUT`` of that entry, so a deny is never lifted by accident.
+        """
         plate = normalize_plate(data.plate)
         if data.lane_id is not None:
             deps.lanes.get(data.lane_id)
         until = utc(data.valid_until) if data.valid_until else None
         entry_id = await deps.write(
             request,
-            lambda db, ctx: plates.upsert_list_entry(
+            lambda db, ctx: plates.add_list_entry(
                 db,
                 ctx,
                 plate=plate,
@@ -213,6 +226,23 @@ class PlateListController(Controller):
                 reason=data.reason,
                 valid_until=until,
             ),
+        )
+        return plates.list_view(require(deps.db, "plate_lists", entry_id, "plate list entry"))
+
+    @put("/{entry_id:int}")
+    async def update(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        entry_id: FromPath[int],
+        data: JSONBody[ListEntryUpdate],
+    ) -> dict[str, Any]:
+        """Move an entry to the other list, or change its reason or expiry."""
+        changes = given(data)
+        if changes.get("valid_until") is not None:
+            changes["valid_until"] = utc(changes["valid_until"])  # type: ignore[arg-type]
+        await deps.write(
+            request, lambda db, ctx: plates.update_list_entry(db, ctx, entry_id, changes)
         )
         return plates.list_view(require(deps.db, "plate_lists", entry_id, "plate list entry"))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -11,14 +10,14 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.api.auth import PUBLIC, staff
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
+from gateway.api.params import Limit, OptQueryTime, Page, paged, query_time
 from gateway.api.schemas import AssignSpaceIn, EntryIn, ExitIn
 from gateway.domain.fees import Fee
 from gateway.domain.plates import normalize_plate
-from gateway.errors import NotFound
+from gateway.errors import Invalid, NotFound
 from gateway.services import Actor, one, require, sessions
 from gateway.services.views import money
-from gateway.timeutil import utc
+from gateway.timeutil import parse, utc
 
 
 def fee_view(session_id: FromPath[int], fee: Fee) -> dict[str, Any]:
@@ -130,10 +129,14 @@ class SessionController(Controller):
         self,
         deps: NamedDependency[Deps],
         session_id: FromPath[int],
-        exit_time: FromQuery[datetime | None] = None,
+        exit_time: OptQueryTime = None,
     ) -> dict[str, Any]:
+        end = query_time(exit_time, "exit_time")
         session = require(deps.db, "sessions", session_id, "session")
-        end = utc(exit_time) if exit_time else None
+        if end is not None and end < parse(session["entry_time"]):
+            # A stay cannot end before it began; pricing it as 0 minutes ("within grace")
+            # would quote a free exit for any session.
+            raise Invalid("exit_time is before the entry time", field="exit_time")
         fee = sessions.session_fee(deps.db, session, end, deps.clock.now())
         return fee_view(session_id, fee)
 

@@ -72,4 +72,6 @@ def _authorise(deps: Deps, request: Request[Any, Any, Any]) -> None:
 
 @get("/metrics", opt=PUBLIC, tags=["System"], include_in_schema=False)
 async def metrics(deps: NamedDependency[Deps]) -> Response[bytes]:
-    return Response(content=generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # CONTENT_TYPE_LATEST carries "; charset=utf-8", which Litestar would add a second time.
+    media_type = CONTENT_TYPE_LATEST.partition("; charset")[0]
+    return Response(content=generate_latest(deps.metrics.registry), media_type=media_type)
