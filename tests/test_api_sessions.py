@@ -576,7 +576,7 @@ def test_assign_space_refusals(gw, site, operator, alice, anon):
     [
         "0001-01-01T00:00:00Z",
         "1999-12-31T23:59:59Z",
-        "2000-01-01T00:30:00+01:00",
+        "1999-12-31T23:59:59+01:00",
         "9999-12-31T23:59:59-01:00",
     ],
 )
@@ -584,7 +584,7 @@ def test_entry_times_outside_the_years_2000_2099_are_refused(gw, site, operator,
     """Year 1 used to be accepted (and read back wrongly); 9999 with an offset overflowed."""
     before = snapshot(gw)
     r = operator.post("/sessions/entry", json={"license_plate": "OLD1", "entry_time": entry_time})
-    assert_refused(r, 400)
+    assert_refused(r, 422)
     assert r.json()["errors"][0]["field"] == "entry_time"
     assert snapshot(gw) == before
 
@@ -600,22 +600,22 @@ def test_back_dated_entry_in_2000_is_stored_readably(gw, site, operator, alice, 
 
 
 @pytest.mark.parametrize(
-    "exit_time",
+    ("exit_time", "code"),
     [
-        "9999-12-31T23:59:59Z",
-        "0001-01-01T00:00:00+05:00",
-        "2100-01-01T00:00:00Z",
-        "0.5",
-        "1",
-        "2026-03-10",
+        ("9999-12-31T23:59:59Z", 422),
+        ("0001-01-01T00:00:00+05:00", 422),
+        ("2100-01-01T00:00:00Z", 422),
+        ("0.5", 400),
+        ("1", 400),
+        ("2026-03-10", 400),
     ],
 )
 def test_calculate_fee_exit_time_must_be_a_datetime_of_this_century(
-    gw, site, operator, anon, exit_time
+    gw, site, operator, anon, exit_time, code
 ):
     """``exit_time=0.5`` used to be read as the epoch, and years 1 and 9999 were priced."""
     sid = enter(operator, "EXT1")["session"]["id"]
     r = anon.get(f"/sessions/{sid}/calculate-fee", params={"exit_time": exit_time})
-    assert_refused(r, 400)
+    assert_refused(r, code)
     assert r.json()["errors"][0]["field"] == "exit_time"
     assert fee(anon, sid, exit_time="2099-12-31T23:59:59Z")["total"] > 0

@@ -77,14 +77,20 @@ def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
     return user
 
 
+def _options(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    # OPTIONS says which methods a path has; it reveals and changes nothing, and a
+    # controller's guards would otherwise refuse it (403) before the Allow header.
+    return connection.scope.get("method") == "OPTIONS"
+
+
 def staff(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Operators and admins: the people at the gates and in the office."""
-    if not actor_of(connection).is_staff:
+    if not actor_of(connection).is_staff and not _options(connection):
         raise PermissionDeniedException("operator or admin role required")
 
 
 def admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not actor_of(connection).is_admin:
+    if not actor_of(connection).is_admin and not _options(connection):
         raise PermissionDeniedException("admin role required")
 
 

@@ -33,6 +33,8 @@ class Deps:
     metrics: Any = None
     # The JWT backend (litestar's OAuth2PasswordBearerAuth), set by create_app; it issues tokens.
     auth: Any = None
+    # Login throttling and the argon2 workers (gateway.api.logins.Logins), set by create_app.
+    logins: Any = None
 
     def ctx(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Ctx:
         return self.ctx_for(actor_of(connection))

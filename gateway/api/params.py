@@ -11,10 +11,11 @@ from litestar.exceptions import ValidationException
 from litestar.params import Parameter, QueryParameter
 from sqlite_utils import Database
 
-from gateway.api.schemas import FIRST_YEAR, LAST_YEAR
+from gateway.api.schemas import FIRST_YEAR, LAST_YEAR, check_year
 from gateway.services import rows, scalar
 from gateway.timeutil import utc
 
+QueryId = Annotated[int | None, QueryParameter(ge=1, le=2**62, description="an id (filter)")]
 Page = Annotated[int, Parameter(ge=1, le=1_000_000, description="page number, from 1")]
 Limit = Annotated[int, Parameter(ge=1, le=100, description="items per page (1..100)")]
 
@@ -54,11 +55,10 @@ def equal_to(where: list[str], params: list[Any], **columns: Any) -> None:
 
 
 _TIME_DOC = f"RFC 3339 date and time, years {FIRST_YEAR}..{LAST_YEAR}; UTC without an offset"
-QueryTime = Annotated[
-    str, QueryParameter(description=_TIME_DOC, schema_extra={"format": "date-time"})
-]
+_TIME_SCHEMA = {"format": "date-time"}
+QueryTime = Annotated[str, QueryParameter(description=_TIME_DOC, schema_extra=_TIME_SCHEMA)]
 OptQueryTime = Annotated[
-    str | None, QueryParameter(description=_TIME_DOC, schema_extra={"format": "date-time"})
+    str | None, QueryParameter(description=_TIME_DOC, schema_extra=_TIME_SCHEMA)
 ]
 
 
@@ -74,12 +74,15 @@ def query_time(value: str | None, name: str) -> datetime | None:
     try:
         parsed = msgspec.convert(value, datetime)
     except msgspec.ValidationError:
-        problem = "Expected an RFC 3339 date and time, e.g. 2026-03-10T09:00:00Z"
-    else:
-        if FIRST_YEAR <= parsed.year <= LAST_YEAR and FIRST_YEAR <= utc(parsed).year <= LAST_YEAR:
-            return utc(parsed)
-        problem = f"must be in the years {FIRST_YEAR}..{LAST_YEAR}"
-    raise ValidationException(
-        detail=f"Invalid query parameter {name}",
-        extra=[{"key": name, "message": problem, "source": "query"}],
-    )
+        raise ValidationException(
+            detail=f"Invalid query parameter {name}",
+            extra=[
+                {
+                    "key": name,
+                    "message": "Expected an RFC 3339 date and time, e.g. 2026-03-10T09:00:00Z",
+                    "source": "query",
+                }
+            ],
+        ) from None
+    check_year(parsed, name)
+    return utc(parsed)

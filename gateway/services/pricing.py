@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ from gateway.domain.discounts import Discount
 from gateway.errors import Conflict, Invalid
 from gateway.services import Ctx, name_taken, one, require, stamp_insert, stamp_update
 from gateway.store import outbox
-from gateway.timeutil import parse, parse_opt
+from gateway.timeutil import iso, parse, parse_opt
 
 
 def _check_rate(values: dict[str, Any]) -> None:
@@ -26,22 +27,29 @@ def _check_rate(values: dict[str, Any]) -> None:
 
 
 def _unique_rate(db: Database, rate: dict[str, Any], rate_id: int | None = None) -> None:
-    """An active rate's name is unique within its type and scope (vehicle type, zone): a
-    second "Standard Hourly" for cars in zone A is a double submission, not a new price.
-    Deactivated rates are history and do not count."""
+    """Two active rates with the same name, type, scope (vehicle type, zone) and start are a
+    double submission: 409. A rate of the same name starting later is how a price change
+    is scheduled, and deactivated rates are history; neither counts."""
+    start = rate["effective_from"]
     taken = name_taken(
         db,
         "rates",
         "name",
         rate["name"],
-        where="is_active = 1 AND rate_type = ? AND vehicle_type_id IS ? AND zone_id IS ?",
-        params=[rate["rate_type"], rate.get("vehicle_type_id"), rate.get("zone_id")],
+        where="is_active = 1 AND rate_type = ? AND vehicle_type_id IS ? AND zone_id IS ?"
+        " AND effective_from = ?",
+        params=[
+            rate["rate_type"],
+            rate.get("vehicle_type_id"),
+            rate.get("zone_id"),
+            iso(start) if isinstance(start, datetime) else start,
+        ],
         except_id=rate_id,
     )
     if taken is not None:
         raise Conflict(
-            f"an active {rate['rate_type']} rate named {rate['name']!r} already exists for"
-            f" this scope (rate {taken})",
+            f"an active {rate['rate_type']} rate named {rate['name']!r} with this scope and"
+            f" start already exists (rate {taken})",
             rate_id=taken,
         )
 
