@@ -106,6 +106,9 @@ class Metrics:
                 await app(scope, receive, capture)
             finally:
                 route = scope.get("path_template") or "unmatched"
+                handler = getattr(scope.get("route_handler"), "handler_name", "")
+                if handler == "handle_schema_path_not_found":  # the docs router's catch-all
+                    route = "unmatched"
                 histogram.labels(scope["method"], route, str(status["code"])).observe(
                     time.perf_counter() - started
                 )

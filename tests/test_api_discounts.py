@@ -391,9 +391,7 @@ def test_validity_windows_keep_to_the_years_2000_2099(gw, site, admin, anon):
         assert_refused(r, 422)
         assert r.json()["errors"][0]["field"] == next(iter(bounds))
     assert snapshot(gw) == before
-    make_discount(
-        admin, "LONG", valid_from="2000-01-01T00:00:00Z", valid_to="2099-12-31T23:59:59Z"
-    )
+    make_discount(admin, "LONG", valid_from="2000-01-01T00:00:00Z", valid_to="2099-12-31T23:59:59Z")
     v = validate(anon, "LONG")
     assert v["is_valid"] is True
     assert v["discount"]["valid_from"].startswith("2000-01-01")

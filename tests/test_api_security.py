@@ -187,8 +187,12 @@ def test_throttle_rules():
     assert t.retry_after(keys, now + timedelta(minutes=10)) == 60
     t.succeeded(keys[0])
     assert t.retry_after(keys, now + timedelta(minutes=10)) is None  # the address has 4 of 5
+    # The address has failed at +0, +1, +2, +10, +10 (its 5 last): the oldest is 10 minutes
+    # old, so it may try again; one more failure and the oldest of the five is +1.
     t.failed(keys, now + timedelta(minutes=10))
-    assert t.retry_after(("address:10.0.0.7",), now + timedelta(minutes=10)) == 9 * 60
+    assert t.retry_after(("address:10.0.0.7",), now + timedelta(minutes=10)) is None
+    t.failed(keys, now + timedelta(minutes=10))
+    assert t.retry_after(("address:10.0.0.7",), now + timedelta(minutes=10)) == 60
 
 
 async def test_password_workers_bound_the_hashing():

@@ -21,25 +21,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import OpenAPI, Schema
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import OpenAPISchemaPlugin
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 from litestar.typing import FieldDefinition
 
 import gateway
+from gateway.api.errors import WHEN
 from gateway.api.schemas import Update
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
-    from litestar.router import Router
 
 log = structlog.get_logger("gateway.api")
 
 ASSETS_URL = "/docs/assets"
+ERROR_REF = Reference(ref="#/components/schemas/ErrorBody")
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css")
 REDOC_FILES = ("redoc.standalone.js",)
 
@@ -100,6 +102,15 @@ def finish(spec: OpenAPI) -> OpenAPI:
                 value = getattr(schema, name)
                 if isinstance(value, float) and value.is_integer():
                     setattr(schema, name, int(value))
+    # One error body for every error answer, also those Litestar adds on its own (the
+    # 400 of any operation with parameters, whose schema wants a ``status_code``).
+    for item in (spec.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, method, None)
+            for code, answer in (operation.responses or {}).items() if operation else ():
+                if not code.startswith("2") and isinstance(answer, OpenAPIResponse):
+                    answer.content = {"application/json": OpenAPIMediaType(schema=ERROR_REF)}
+                    answer.description = WHEN.get(int(code), answer.description)
     # An update must name at least one of its fields (strict_json_body answers 400).
     updates = {cls.__name__: cls for cls in _subclasses(Update)}
     for name, schema in (spec.components.schemas or {}).items():
@@ -174,6 +185,12 @@ def openapi_config() -> OpenAPIConfig:
         description="The car-parking API of one site, served by its edge gateway.",
         path="/",
         render_plugins=render_plugins(),
+        # The pages, the document and the router's catch-all 404 of unknown top-level paths
+        # (``/wp-login.php``) are public: a scan gets 404, not 401 (with ``exclude`` in
+        # gateway.api.auth for the pages themselves).
+        openapi_router=Router(
+            path="/", route_handlers=[], include_in_schema=False, opt={"exclude_from_auth": True}
+        ),
     )
 
 
@@ -191,6 +208,19 @@ def assets_router() -> Router:
 
 
 def finish_on_startup(app: Litestar) -> None:
-    """Build the document once at start, with :func:`finish` applied (then cached)."""
-    if app.openapi_config is not None:
-        finish(app.openapi_schema)
+    """Build the document once at start, with :func:`finish` applied (then cached).
+
+    Public operations (kiosks, pay stations, login) say ``security: [{}]``: a token is
+    accepted and ignored, and none is needed (field reference 1.2).
+    """
+    if app.openapi_config is None:
+        return
+    spec = finish(app.openapi_schema)
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        item = (spec.paths or {}).get(route.path_format)
+        for method, (handler, _) in route.route_handler_map.items():
+            operation = getattr(item, method.lower(), None) if item is not None else None
+            if operation is not None and handler.opt.get("exclude_from_auth"):
+                operation.security = [{}]

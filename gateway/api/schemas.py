@@ -69,8 +69,8 @@ Opt100 = Annotated[str, Meta(max_length=100)] | None
 Opt255 = Annotated[str, Meta(max_length=255)] | None
 Opt500 = Annotated[str, Meta(max_length=500)] | None
 # The bounds spelled out too: Litestar writes them as floats (4.611686018427388e+18).
-ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**62}
-Id = Annotated[int, Meta(ge=1, le=2**62, extra_json_schema={"extra": ID_SCHEMA})]
+ID_BOUNDS = {"minimum": 1, "maximum": 2**62}  # no "type": it also lands on Optional's oneOf
+Id = Annotated[int, Meta(ge=1, le=2**62, extra_json_schema={"extra": ID_BOUNDS})]
 # ``minimum: 0`` spelled out: Litestar drops a bound of 0 from optional fields' schemas.
 _MIN0 = {"extra": {"minimum": 0}}
 NonNegInt = Annotated[int, Meta(ge=0, le=10**9, extra_json_schema=_MIN0)]
@@ -480,7 +480,9 @@ class SubscribeIn(Body):
     vehicle_ids: Annotated[
         list[Id],
         # The items' bounds spelled out: Litestar documents list items without them.
-        Meta(max_length=100, extra_json_schema={"extra": {"items": ID_SCHEMA}}),
+        Meta(
+            max_length=100, extra_json_schema={"extra": {"items": {"type": "integer", **ID_BOUNDS}}}
+        ),
     ] = msgspec.field(default_factory=list)
     auto_renew: bool = False
     payment_method: PaymentMethod | None = None
