@@ -60,6 +60,7 @@ def seed(admin: httpx.Client, operator: httpx.Client) -> None:
     admin.post("/plate-lists", json={"plate": "BAD1", "list": "deny"})
 
 
+@pytest.mark.timeout(400)
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     """Every operation, positive and negative data, all checks (server errors, status
     codes, content types, headers, response schemas, acceptance and rejection of data,
@@ -91,7 +92,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            timeout=240,
+            timeout=360,
             check=False,
             env={**os.environ, "NO_COLOR": "1"},
         )

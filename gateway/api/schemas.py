@@ -594,7 +594,8 @@ def _number_fields(target: type[Struct]) -> frozenset[str]:
     names = set()
     for f in info.fields:
         members = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
-        if any(isinstance(m, msgspec.inspect.DecimalType) for m in members):
+        kinds = [m.type if isinstance(m, msgspec.inspect.Metadata) else m for m in members]
+        if any(isinstance(k, msgspec.inspect.DecimalType) for k in kinds):
             names.add(f.encode_name)
     return frozenset(names)
 
