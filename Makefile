@@ -48,7 +48,8 @@ $(VENV)/.installed-dev: pyproject.toml $(DOCS_ASSETS)/.installed | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 # Debian packages the tests talk to as real peers (Mosquitto broker, socat for serial ptys,
-# Chromium for the pages of /docs and /redoc).
+# Chromium for the console's browser tests: Playwright drives Debian's build, never one
+# it would download).
 system-deps:
 	@missing=""; \
 	command -v /usr/sbin/mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \

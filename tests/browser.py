@@ -1,9 +1,6 @@
-"""Headless Chromium for tests, through Playwright, on the machine's own browser.
-
-Debian's ``chromium`` (installed by ``make system-deps``), never a browser Playwright
-downloads: ``playwright install`` fetches builds from the internet, which neither a
-developer's machine nor CI may do. The flags keep the browser from talking to anything
-but the pages a test opens (no component updates, sync or background fetches).
+"""Headless Chromium for the browser tests: Debian's ``/usr/bin/chromium`` driven by
+Playwright for Python. Never ``playwright install``: no browser is downloaded, at install
+or at run time (``make system-deps`` installs ``chromium`` and ``chromium-driver``).
 """
 
 from __future__ import annotations
@@ -27,9 +24,8 @@ ARGS = [
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
-    """A headless Chromium, closed on leaving."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             yield browser
         finally:

@@ -10,8 +10,8 @@ Two things protect the site when someone tries passwords against the login form:
   passwords one after the other then makes at most one try per delay, whatever it sends,
   and waiting costs the event loop nothing.
 * :class:`PasswordHasher` runs argon2 (tens of milliseconds of CPU and 64 MiB of memory a
-  try) in its own threads, at most ``password_hash_workers`` at once, at a lower CPU
-  priority than the event loop. Logins beyond that wait their turn (bounded by uvicorn's
+  try) in its own threads, at most ``password_hash_workers`` at once, scheduled only when
+  the CPU is otherwise idle (SCHED_IDLE). Logins beyond that wait their turn (bounded by uvicorn's
   ``limit_concurrency``), so a flood slows the logins, never the lanes.
 
 Locking an account for a while is the price of stopping guessing; the account's owner
@@ -94,14 +94,19 @@ class LoginThrottle:
 
 
 def _lower_priority() -> None:
-    """Run this worker thread (and the threads argon2 starts from it) at nice 10.
+    """Run this worker thread (and the threads argon2 starts from it) only when the CPU
+    has nothing else to do: Linux's SCHED_IDLE, else nice 10.
 
-    On Linux the nice value belongs to each thread, so this leaves the event loop's thread
-    alone: when both want a core, the loop wins.
+    Both belong to each thread on Linux, so the event loop's thread keeps its own: when the
+    loop wants a core it gets it at once, and a flood of logins waits instead of the lanes.
     """
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError):  # not allowed here: the normal priority, then
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not allowed here: try the nice
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
+    with contextlib.suppress(OSError):  # not allowed either: the normal priority, then
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 class PasswordHasher:
