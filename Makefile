@@ -10,12 +10,40 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The assets of /docs (Swagger UI) and /redoc (ReDoc), served by the daemon itself so the
+# pages work on a site without internet. Fetched once here by the npm client (`npm pack`
+# downloads just the published package, no dependency tree), never at run time.
+SWAGGER_UI_DIST := 5.35.0
+REDOC := 2.5.4
+DOCS_ASSETS := $(VENV)/share/carpark-gateway/docs
+
+$(DOCS_ASSETS)/.installed: Makefile | $(BIN)/python
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "installing: npm"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y npm; }
+	rm -rf $(DOCS_ASSETS) && mkdir -p $(DOCS_ASSETS)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	npm pack --silent --pack-destination "$$tmp" swagger-ui-dist@$(SWAGGER_UI_DIST) redoc@$(REDOC) >/dev/null && \
+	tar -xzf "$$tmp"/swagger-ui-dist-$(SWAGGER_UI_DIST).tgz -C "$$tmp" && \
+	cp "$$tmp"/package/swagger-ui-bundle.js "$$tmp"/package/swagger-ui-standalone-preset.js \
+	   "$$tmp"/package/swagger-ui.css "$$tmp"/package/favicon-32x32.png $(DOCS_ASSETS)/ && \
+	cp "$$tmp"/package/LICENSE $(DOCS_ASSETS)/LICENSE.swagger-ui && \
+	rm -rf "$$tmp"/package && tar -xzf "$$tmp"/redoc-$(REDOC).tgz -C "$$tmp" && \
+	cp "$$tmp"/package/bundles/redoc.standalone.js $(DOCS_ASSETS)/ && \
+	cp "$$tmp"/package/LICENSE $(DOCS_ASSETS)/LICENSE.redoc
+	@# ReDoc's menu footer loads its logo from cdn.redoc.ly (no option turns it off): show our
+	@# own icon instead, so the page loads nothing from another host.
+	sed -i 's#https://cdn.redoc.ly/redoc/logo-mini.svg#/docs/assets/favicon-32x32.png#' $(DOCS_ASSETS)/redoc.standalone.js
+	! grep -q 'cdn.redoc.ly' $(DOCS_ASSETS)/redoc.standalone.js
+	touch $@
+
 # The stamp files make re-runs instant while still reinstalling when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(DOCS_ASSETS)/.installed | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml $(DOCS_ASSETS)/.installed | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 

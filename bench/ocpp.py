@@ -604,6 +604,27 @@ def stop_fleet(fleet: Fleet) -> None:
     fleet.process.join(15)
 
 
+def operator_client(daemon: Any, root: str, log_path: Path) -> httpx.Client:
+    """Once the daemon answers /health: an API client logged in as the bench's operator."""
+    deadline = time.monotonic() + 30
+    while True:
+        if daemon.poll() is not None:
+            raise RuntimeError(f"the daemon exited ({daemon.returncode}); see {log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{root}/health", timeout=1).status_code == 200:
+                break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the daemon did not answer /health within 30 s")
+        time.sleep(0.1)
+    base = f"{root}/api/v1"
+    login = httpx.post(
+        f"{base}/auth/login", data={"username": OPERATOR[0], "password": OPERATOR[1]}
+    )
+    login.raise_for_status()
+    token = login.json()["access_token"]
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -668,22 +689,7 @@ def main() -> None:
     try:
         root = f"http://127.0.0.1:{http_port}"
         base = f"{root}/api/v1"
-        deadline = time.monotonic() + 30
-        while True:
-            if daemon.poll() is not None:
-                raise RuntimeError(f"the daemon exited ({daemon.returncode}); see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{root}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not answer /health within 30 s")
-            time.sleep(0.1)
-        login = httpx.post(
-            f"{base}/auth/login", data={"username": OPERATOR[0], "password": OPERATOR[1]}
-        )
-        login.raise_for_status()
-        token = login.json()["access_token"]
-        api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        api = operator_client(daemon, root, log_path)
         camera = httpx.Client(base_url=base, headers={"X-API-Key": CAMERA_KEY}, timeout=10)
         lane = LaneDriver(controller, api, camera)
         lane.wait_lane(

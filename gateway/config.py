@@ -54,6 +54,14 @@ class DatabaseConfig:
 class AuthConfig:
     secret_key: str = PLACEHOLDER_SECRET
     token_expire_minutes: int = 30
+    # Failed logins allowed per account and per client address within the window, then 429.
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_minutes: int = 15
+    # Failed and refused logins are answered no sooner than this after they arrived.
+    login_failure_delay_ms: int = 1000
+    # argon2 computations at once (each is tens of ms of CPU on every core it can get).
+    password_hash_workers: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -393,6 +401,14 @@ def _validate(config: Config) -> None:
         raise ConfigError("http.limit_concurrency must be at least 1")
     if config.auth.token_expire_minutes < 1:
         raise ConfigError("auth.token_expire_minutes must be at least 1")
+    a = config.auth
+    if min(a.login_max_failures_per_account, a.login_max_failures_per_address) < 1:
+        raise ConfigError("auth.login_max_failures_per_* must be at least 1")
+    if a.login_window_minutes < 1 or a.login_failure_delay_ms < 0 or a.password_hash_workers < 1:
+        raise ConfigError(
+            "auth.login_window_minutes and auth.password_hash_workers must be at least 1,"
+            " auth.login_failure_delay_ms at least 0"
+        )
     if config.parking.exit_window_minutes < 0:
         raise ConfigError("parking.exit_window_minutes must not be negative")
     r = config.reservations

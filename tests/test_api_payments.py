@@ -100,12 +100,15 @@ def test_already_paid_is_409(gw, site, operator, alice, bob):
     assert snapshot(gw) == before
 
 
-def test_nothing_due_first_payment_is_accepted_once(gw, site, operator, alice):
+def test_nothing_due_is_nothing_to_pay(gw, site, operator, alice):
+    """A payment settles a positive amount due; a 0.00 one used to open an exit window."""
     sid, _ = stay(gw, operator, "PAY5", 10)  # within the grace period: fee 0
-    r = pay(alice, sid, 0.0)
-    assert r.status_code == 201, r.text
-    assert r.json()["total_amount"] == 0.0 and r.json()["amount"] == 0.0
-    assert_refused(pay(alice, sid, 0.0), 409)
+    before = snapshot(gw)
+    for amount in (0.0, 5.0):
+        r = pay(alice, sid, amount)
+        assert_refused(r, 409)
+        assert "nothing to pay" in r.json()["detail"]
+    assert snapshot(gw) == before
 
 
 def test_anyone_logged_in_may_pay_for_any_session(gw, site, operator, admin, anon):
@@ -356,9 +359,11 @@ def test_unusable_codes_are_422_and_record_nothing(gw, site, operator, admin, al
 def test_code_on_a_free_stay(gw, site, operator, admin, alice):
     make_discount(admin, "FREEBIE")
     sid, _ = stay(gw, operator, "FREE9", 5)
+    before = snapshot(gw)
     r = pay(alice, sid, 0.0, discount_code="FREEBIE")
-    assert r.status_code == 201, r.text
-    assert r.json()["discount_amount"] == 0.0 and r.json()["total_amount"] == 0.0
+    assert_refused(r, 409)
+    assert "nothing to pay" in r.json()["detail"]
+    assert snapshot(gw) == before and uses(admin, "FREEBIE") == 0
 
 
 # -- listing and reading ---------------------------------------------------------------------

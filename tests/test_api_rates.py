@@ -19,6 +19,8 @@ from api_kit import (
     when,
 )
 
+VALID = "2024-01-01T00:00:00Z"
+
 SEED_RATE = {
     "name": "Standard Hourly",
     "rate_type": "hourly",
@@ -31,7 +33,7 @@ SEED_RATE = {
 # -- CRUD -------------------------------------------------------------------------------------
 
 
-def test_create_rate_seed_body_and_defaults(gw, site, admin):
+def test_create_rate_seed_body_and_defaults(gw, admin):
     mark = outbox_mark(gw)
     r = admin.post("/rates", json=SEED_RATE)
     assert r.status_code == 201, r.text
@@ -460,11 +462,19 @@ def test_rate_events_payloads(gw, site, admin):
     assert all(e[1]["rate_id"] == rate["id"] for e in events)
 
 
-def test_ancient_effective_from_keeps_pricing_working(gw, site, admin, operator, anon):
-    """A rate effective from year 1 used to be stored unreadably and broke every fee."""
-    make_rate(admin, name="Since ever", amount=7.0, effective_from="0001-01-01T00:00:00Z")
-    listed = anon.get("/rates").json()
-    assert listed[-1]["effective_from"].startswith("0001-01-01")
+def test_effective_windows_keep_to_the_years_2000_2099(gw, site, admin, operator, anon):
+    """A rate effective from year 1 was accepted; validity windows keep to 2000..2099."""
+    for bounds in (
+        {"effective_from": "0001-01-01T00:00:00Z"},
+        {"effective_from": "1999-12-31T23:59:59Z"},
+        {"effective_to": "9999-12-31T23:59:59Z"},
+    ):
+        r = admin.post(
+            "/rates", json={"name": "Since ever", "amount": 7.0, "effective_from": VALID, **bounds}
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == next(iter(bounds))
+    make_rate(admin, name="Since 2000", amount=7.0, effective_from="2000-01-01T00:00:00Z")
     # The older rate loses the tie on effective_from to the site's 2024 rate.
     assert price(gw, operator, anon, "ANC1", 60)["total"] == 5.0
 

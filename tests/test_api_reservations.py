@@ -582,8 +582,9 @@ def test_update_times_and_requests_with_event(gw, site, cars, alice):
     # only the requests: no window checks, still an event
     r = alice.put(f"/reservations/{rsv['id']}", json={"special_requests": None})
     assert r.status_code == 200 and r.json()["special_requests"] is None
-    # an empty body changes nothing that matters and is fine
-    assert alice.put(f"/reservations/{rsv['id']}", json={}).status_code == 200
+    # an empty body is a mistake: 400, nothing changes
+    assert alice.put(f"/reservations/{rsv['id']}", json={}).status_code == 400
+    assert get(alice, rsv["id"])["special_requests"] is None
 
 
 def test_update_keeps_itself_out_of_the_overlap_checks(site, admin, alice):

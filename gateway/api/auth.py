@@ -11,14 +11,34 @@ from datetime import timedelta
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTCookieAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
 from gateway.services import Actor, one
 from gateway.store import Store
 
 LOGIN_PATH = "/api/v1/auth/login"
+
+
+class BearerOnly(JWTCookieAuthenticationMiddleware):
+    """``Authorization: Bearer <token>`` and nothing else.
+
+    Litestar's middleware takes the token after any scheme (``Basic <jwt>`` worked) and
+    also from a ``token`` cookie. A cookie is sent by the browser on its own, so an API
+    that honoured one would be open to cross-site request forgery the day a page stored
+    the token there; the REST API therefore reads the header only. (The staff console has
+    its own session cookie, HttpOnly and SameSite=Strict, with a CSRF token on every change.)
+    """
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthorizedException("an Authorization: Bearer <token> header is required")
+        return await self.authenticate_token(encoded_token=token.strip(), connection=connection)
 
 
 def build_auth(
@@ -42,6 +62,7 @@ def build_auth(
         retrieve_user_handler=retrieve_user,
         token_secret=secret,
         token_url=LOGIN_PATH,
+        authentication_middleware_class=BearerOnly,
         default_token_expiration=timedelta(minutes=expire_minutes),
         # Everything not marked public needs a token; public handlers set exclude_from_auth.
         exclude=["^/docs", "^/redoc", "^/openapi.json", "^/schema", "^/health", "^/metrics"],
@@ -56,14 +77,20 @@ def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
     return user
 
 
+def _options(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    # OPTIONS says which methods a path has; it reveals and changes nothing, and a
+    # controller's guards would otherwise refuse it (403) before the Allow header.
+    return connection.scope.get("method") == "OPTIONS"
+
+
 def staff(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Operators and admins: the people at the gates and in the office."""
-    if not actor_of(connection).is_staff:
+    if not actor_of(connection).is_staff and not _options(connection):
         raise PermissionDeniedException("operator or admin role required")
 
 
 def admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not actor_of(connection).is_admin:
+    if not actor_of(connection).is_admin and not _options(connection):
         raise PermissionDeniedException("admin role required")
 
 

@@ -40,6 +40,8 @@ class Deps:
     # The upstream channels by name ("mqtt", "http"), for the console: objects with
     # ``connected`` and ``last_error``. Filled by the composition root.
     upstream: dict[str, Any] = field(default_factory=dict)
+    # Login throttling and the argon2 workers (gateway.api.logins.Logins), set by create_app.
+    logins: Any = None
 
     def ctx(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Ctx:
         return self.ctx_for(actor_of(connection))

@@ -13,8 +13,10 @@ from typing import Any
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from gateway.api.responses import ErrorBody
 from gateway.domain.plates import InvalidPlate
 from gateway.errors import (
     Conflict,
@@ -101,15 +103,48 @@ def integrity_error(request: Request[Any, Any, Any], exc: sqlite3.IntegrityError
 
 
 def overflow_error(request: Request[Any, Any, Any], exc: OverflowError) -> Response[Any]:
-    # An id or number too large for SQLite's 64-bit integers (``/zones/99999999999999999999``,
-    # ``?zone_id=...``): the client's input, so 400, never a 500 (field reference 1.3).
+    # A number too large for SQLite's 64-bit integers: the client's input, never a 500
+    # (field reference 1.3). An id of the path that large names nothing that can exist
+    # (404, like any unknown id); in a query or a body it is a bad value (400).
     log.info("number_out_of_range", path=request.url.path, error=str(exc))
+    if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in request.path_params.values()):
+        return _json(404, {"detail": "not found: no such id"})
     return _json(400, {"detail": "Invalid request: a number is out of range"})
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("api_internal_error", path=request.url.path, method=request.method)
     return _json(HTTP_500_INTERNAL_SERVER_ERROR, {"detail": "internal error"})
+
+
+WHEN: dict[int, str] = {
+    400: "Invalid request: malformed or wrongly typed body, query or path values",
+    401: "Not authenticated: no, or a bad, `Authorization: Bearer` token; wrong login",
+    402: "Payment required: `amount_due` says how much",
+    403: "The role or the owner does not allow it",
+    404: "Not found: the resource of the path, or one the body names",
+    409: "Conflicts with the current state (a duplicate, a wrong status, nothing to pay)",
+    413: "The body is too large",
+    415: "The body is not application/json",
+    422: "A rule about the request's own values is broken",
+    429: "Too many failed logins: wait `Retry-After` seconds",
+}
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    """The error answers of an operation, for the OpenAPI document: one body for all."""
+    return {
+        code: ResponseSpec(
+            data_container=ErrorBody, generate_examples=False, description=WHEN[code]
+        )
+        for code in sorted(set(codes))
+    }
+
+
+# Shorthands for the codes that come with an operation's shape.
+BODY = (400, 413, 415)  # a JSON body: malformed or wrong (400), too large, not JSON
+AUTH = (401,)  # needs a token
+STAFF = (401, 403)  # needs a token and a role
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -20,7 +20,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, ServerSentEvent, Template
@@ -127,12 +127,14 @@ class ConsoleController(Controller):
         error: str | None,
         status: int,
         email: str = "",
+        headers: dict[str, str] | None = None,
     ) -> Response[Any]:
         token = secrets.token_urlsafe(24)
         page = Template(
             template_name="login.html",
             context={"site": deps.config.site, "csrf": token, "error": error, "email": email},
             status_code=status,
+            headers=headers,
         )
         page.cookies.append(session.login_cookie(request, token))
         return page
@@ -149,10 +151,16 @@ class ConsoleController(Controller):
                 request, deps, "The form expired: please sign in again.", 403, email
             )
         password = str(data.get("password", ""))[:200]
+        address = request.client.host if request.client else "unknown"
         try:
-            # argon2 takes tens of milliseconds: a reader thread, not the lanes' loop.
-            user = await deps.store.read_in_thread(
-                lambda db: users.authenticate(db, email, password)
+            # The API's own checks: the same throttle (a second door must not be a way
+            # around it) and argon2 in its low-priority workers, not on the lanes' loop.
+            user = await deps.logins.check(
+                email, password, address, lambda e: users.login_candidate(deps.db, e)
+            )
+        except TooManyRequestsException as err:
+            return self._login_page(
+                request, deps, str(err.detail), 429, email, headers=dict(err.headers or {})
             )
         except GatewayError:
             return self._login_page(request, deps, "Wrong e-mail or password.", 401, email)

@@ -341,17 +341,23 @@ def exit_status(
 ) -> ExitStatus:
     """What is owed at the barrier now (11.3): inside the exit window of the last payment
     the parking fee may not grow, but charging billed after it is still owed (17.2);
-    outside it, whatever the fee has grown beyond what payments covered."""
-    latest = max((p.paid_at for p in payments), default=None)
+    outside it, whatever the fee has grown beyond what payments covered.
+
+    Only a payment that settled something opens a window: a record covering 0.00 (the
+    API refuses to take one, but an older database or the central system may hold one)
+    would otherwise turn the grace period into grace + exit window for free.
+    """
+    settled = [p for p in payments if p.amount > 0]
+    latest = max((p.paid_at for p in settled), default=None)
     window_ends = latest + exit_window if latest is not None else None
     in_window = window_ends is not None and now <= window_ends
     if in_window:
-        covered_ev = max((p.ev_covered for p in payments), default=ZERO)
+        covered_ev = max((p.ev_covered for p in settled), default=ZERO)
         due = max(ZERO, cents(ev_charging - covered_ev))
     else:
-        due = max(ZERO, cents(fee_total - fee_covered(payments)))
+        due = max(ZERO, cents(fee_total - fee_covered(settled)))
     return ExitStatus(
-        is_paid=bool(payments), amount_due=due, in_exit_window=in_window, window_ends=window_ends
+        is_paid=bool(settled), amount_due=due, in_exit_window=in_window, window_ends=window_ends
     )
 
 

@@ -102,6 +102,35 @@ def unique_code(db: Database, table: str, column: str, make: Callable[[], str]) 
             return code
 
 
+def same_name(a: str, b: str) -> bool:
+    """Names that people would take for the same one: case and surrounding spaces aside
+    (``D-1`` and ``d-1``, ``Level 1`` and ``level 1 ``)."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def name_taken(
+    db: Database,
+    table: str,
+    column: str,
+    value: str,
+    *,
+    where: str = "1 = 1",
+    params: Iterable[Any] = (),
+    except_id: int | None = None,
+) -> int | None:
+    """The id of another row of ``table`` (among those ``where`` selects) whose ``column``
+    is the same name as ``value`` (:func:`same_name`), or None.
+
+    Compared in Python, not with SQLite's NOCASE (which folds ASCII only); the tables it
+    serves (levels, zones, the spaces of one zone, rates, plans, vehicle types) are small,
+    and the single writer makes the check and the insert after it atomic.
+    """
+    for row in db.query(f"SELECT id, {column} AS name FROM {table} WHERE {where}", list(params)):
+        if row["id"] != except_id and row["name"] is not None and same_name(row["name"], value):
+            return int(row["id"])
+    return None
+
+
 def receipt_code() -> str:
     return "RCP-" + secrets.token_hex(6).upper()
 

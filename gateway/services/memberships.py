@@ -19,7 +19,7 @@ from gateway.domain.money import ZERO, cents
 from gateway.errors import Conflict, Forbidden, Invalid
 from gateway.services import (
     Ctx,
-    one,
+    name_taken,
     receipt_code,
     require,
     require_owner_or,
@@ -35,7 +35,7 @@ from gateway.timeutil import iso, parse
 
 
 def create_plan(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
-    if one(db, "SELECT id FROM membership_plans WHERE name = ?", [values["name"]]):
+    if name_taken(db, "membership_plans", "name", values["name"]):
         raise Conflict(f"a plan named {values['name']!r} already exists")
     plan_id = stamp_insert(db, "membership_plans", values, ctx.now)
     outbox.append(db, "membership_plan_created", {"plan_id": plan_id, **values}, ctx.now)
@@ -44,8 +44,8 @@ def create_plan(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
 
 def update_plan(db: Database, ctx: Ctx, plan_id: int, changes: dict[str, Any]) -> None:
     require(db, "membership_plans", plan_id, "membership plan")
-    if "name" in changes and one(
-        db, "SELECT id FROM membership_plans WHERE name = ? AND id != ?", [changes["name"], plan_id]
+    if "name" in changes and name_taken(
+        db, "membership_plans", "name", changes["name"], except_id=plan_id
     ):
         raise Conflict(f"a plan named {changes['name']!r} already exists")
     stamp_update(db, "membership_plans", plan_id, changes, ctx.now)

@@ -90,8 +90,15 @@ def pay(
     if session["status"] != "active":
         raise Conflict(f"session {session['ticket_number']} is {session['status']}; nothing to pay")
     q = quote(db, ctx, session, discount_code)
-    if q.already_paid:
-        raise Conflict(f"session {session['ticket_number']} is already paid")
+    if q.due_before_code == 0:
+        # A payment settles a positive amount due. Taking a 0.00 one would open an exit
+        # window over a fee nobody paid (a stay inside its grace period would leave for
+        # free long after the grace period ended).
+        why = "is already paid" if q.already_paid else "owes nothing now"
+        raise Conflict(
+            f"nothing to pay: session {session['ticket_number']} {why}",
+            reason="already_paid" if q.already_paid else "nothing_due",
+        )
     if amount < q.total:
         raise PaymentRequired(
             f"amount {amount} does not cover {q.total}", amount_due=float(q.total)

@@ -236,6 +236,57 @@ def near_inside(db: Database, plate: str) -> list[str]:
 # -- plate lists ------------------------------------------------------------------------------
 
 
+def _listed(db: Database, plate: str, lane_id: str | None) -> dict[str, Any] | None:
+    return one(
+        db,
+        "SELECT * FROM plate_lists WHERE plate = ? AND IFNULL(lane_id, '') = IFNULL(?, '')",
+        [plate, lane_id],
+    )
+
+
+def add_list_entry(
+    db: Database,
+    ctx: Ctx,
+    *,
+    plate: str,
+    list_type: str,
+    lane_id: str | None,
+    reason: str | None,
+    valid_until: datetime | None,
+) -> int:
+    """List a plate for a lane (or the whole site). A plate already listed there is a
+    409 naming its entry: turning a deny into an allow is an explicit update
+    (:func:`update_list_entry`), never a side effect of adding the plate again."""
+    existing = _listed(db, plate, lane_id)
+    if existing is not None:
+        where = f"lane {lane_id}" if lane_id else "the site"
+        raise Conflict(
+            f"{plate} is already on the {existing['list']} list of {where}"
+            f" (entry {existing['id']}); change that entry with PUT",
+            entry_id=existing["id"],
+            list=existing["list"],
+        )
+    return upsert_list_entry(
+        db,
+        ctx,
+        plate=plate,
+        list_type=list_type,
+        lane_id=lane_id,
+        reason=reason,
+        valid_until=valid_until,
+    )
+
+
+def update_list_entry(db: Database, ctx: Ctx, entry_id: int, changes: dict[str, Any]) -> None:
+    """Change an entry's list, reason or expiry (the plate and lane name the entry)."""
+    entry = require(db, "plate_lists", entry_id, "plate list entry")
+    if changes.get("list", entry["list"]) not in LISTS:
+        raise Invalid("list must be allow or deny", field="list")
+    stamp_update(db, "plate_lists", entry_id, changes, ctx.now)
+    values = {k: entry[k] for k in ("plate", "list", "lane_id", "reason", "valid_until")}
+    outbox.append(db, "plate_list_updated", {"entry_id": entry_id, **values, **changes}, ctx.now)
+
+
 def upsert_list_entry(
     db: Database,
     ctx: Ctx,
@@ -246,13 +297,11 @@ def upsert_list_entry(
     reason: str | None,
     valid_until: datetime | None,
 ) -> int:
+    """Add or replace the entry of a plate at a lane: the central system's
+    ``upsert_plate_list``, whose lists are authoritative for the site."""
     if list_type not in LISTS:
         raise Invalid("list must be allow or deny", field="list")
-    existing = one(
-        db,
-        "SELECT id FROM plate_lists WHERE plate = ? AND IFNULL(lane_id, '') = IFNULL(?, '')",
-        [plate, lane_id],
-    )
+    existing = _listed(db, plate, lane_id)
     values = {
         "plate": plate,
         "list": list_type,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -9,9 +10,9 @@ from sqlite_utils import Database
 
 from gateway.domain.discounts import Discount
 from gateway.errors import Conflict, Invalid
-from gateway.services import Ctx, one, require, stamp_insert, stamp_update
+from gateway.services import Ctx, name_taken, one, require, stamp_insert, stamp_update
 from gateway.store import outbox
-from gateway.timeutil import parse, parse_opt
+from gateway.timeutil import iso, parse, parse_opt
 
 
 def _check_rate(values: dict[str, Any]) -> None:
@@ -25,12 +26,41 @@ def _check_rate(values: dict[str, Any]) -> None:
         )
 
 
+def _unique_rate(db: Database, rate: dict[str, Any], rate_id: int | None = None) -> None:
+    """Two active rates with the same name, type, scope (vehicle type, zone) and start are a
+    double submission: 409. A rate of the same name starting later is how a price change
+    is scheduled, and deactivated rates are history; neither counts."""
+    start = rate["effective_from"]
+    taken = name_taken(
+        db,
+        "rates",
+        "name",
+        rate["name"],
+        where="is_active = 1 AND rate_type = ? AND vehicle_type_id IS ? AND zone_id IS ?"
+        " AND effective_from = ?",
+        params=[
+            rate["rate_type"],
+            rate.get("vehicle_type_id"),
+            rate.get("zone_id"),
+            iso(start) if isinstance(start, datetime) else start,
+        ],
+        except_id=rate_id,
+    )
+    if taken is not None:
+        raise Conflict(
+            f"an active {rate['rate_type']} rate named {rate['name']!r} with this scope and"
+            f" start already exists (rate {taken})",
+            rate_id=taken,
+        )
+
+
 def create_rate(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     _check_rate(values)  # request rules (422) before existence (404): field reference 1.2
     if values.get("vehicle_type_id") is not None:
         require(db, "vehicle_types", values["vehicle_type_id"], "vehicle type")
     if values.get("zone_id") is not None:
         require(db, "zones", values["zone_id"], "zone")
+    _unique_rate(db, values)
     rate_id = stamp_insert(db, "rates", {**values, "is_active": True}, ctx.now)
     outbox.append(db, "rate_created", {"rate_id": rate_id, **values}, ctx.now)
     return rate_id
@@ -46,6 +76,12 @@ def update_rate(db: Database, ctx: Ctx, rate_id: int, changes: dict[str, Any]) -
         **changes,
     }
     _check_rate(merged)
+    if "name" in changes:
+        changes = {**changes, "name": changes["name"].strip()}
+    if "name" in changes or changes.get("is_active"):
+        after = {**current, **changes}
+        if after["is_active"]:
+            _unique_rate(db, after, rate_id)
     stamp_update(db, "rates", rate_id, changes, ctx.now)
     outbox.append(db, "rate_updated", {"rate_id": rate_id, "changes": changes}, ctx.now)
 

@@ -236,6 +236,19 @@ def _set_space_status(db: Database, space_id: int, status: str, now: datetime) -
     )
 
 
+def _free_space(db: Database, space_id: int, now: datetime) -> None:
+    """The car has left the space: ``occupied`` becomes ``available``.
+
+    Only ``occupied``: a status staff set while the car was there (``maintenance``,
+    ``out_of_service``, ``reserved``) is theirs, and the space must not be handed out
+    again just because its last car drove off.
+    """
+    db.execute(
+        "UPDATE spaces SET status = 'available', updated_at = ? WHERE id = ? AND status = 'occupied'",
+        [iso(now), space_id],
+    )
+
+
 # -- what a session owes ----------------------------------------------------------------
 
 
@@ -399,7 +412,7 @@ def exit_(
         ],
     )
     if session["space_id"] is not None:
-        _set_space_status(db, session["space_id"], "available", ctx.now)
+        _free_space(db, session["space_id"], ctx.now)
     if session["reservation_id"] is not None:
         db.execute(
             "UPDATE reservations SET status = 'completed', updated_at = ? WHERE id = ?",
@@ -440,7 +453,7 @@ def assign_space(db: Database, ctx: Ctx, session_id: int, space_id: int) -> None
     if space["status"] != "available":
         raise Conflict(f"space {space['space_number']} is {space['status']}")
     if session["space_id"] is not None:
-        _set_space_status(db, session["space_id"], "available", ctx.now)
+        _free_space(db, session["space_id"], ctx.now)
     _set_space_status(db, space_id, "occupied", ctx.now)
     db.execute(
         "UPDATE sessions SET space_id = ?, updated_at = ? WHERE id = ?",
@@ -475,7 +488,7 @@ def cancel_unused_entry(db: Database, ctx: Ctx, session_id: int, why: str) -> No
         [f"entry not used: {why}", ts, session_id],
     )
     if session["space_id"] is not None:
-        _set_space_status(db, session["space_id"], "available", ctx.now)
+        _free_space(db, session["space_id"], ctx.now)
     if session["reservation_id"] is not None:
         db.execute(
             "UPDATE reservations SET status = 'confirmed', session_id = NULL, updated_at = ?"

@@ -7,14 +7,27 @@ from typing import Any
 from sqlite_utils import Database
 
 from gateway.errors import Conflict
-from gateway.services import Ctx, one, require, stamp_insert, stamp_update
+from gateway.services import Ctx, name_taken, one, require, stamp_insert, stamp_update
 from gateway.store import outbox
 
 SPACE_TYPES = ("standard", "compact", "handicapped", "ev_charging", "motorcycle")
 SPACE_STATUSES = ("available", "occupied", "reserved", "maintenance", "out_of_service")
 
 
+def _unique_level_name(db: Database, name: str, level_id: int | None = None) -> None:
+    if name_taken(db, "levels", "name", name, except_id=level_id):
+        raise Conflict(f"a level named {name!r} already exists")
+
+
+def _unique_zone_name(db: Database, level_id: int, name: str, zone_id: int | None = None) -> None:
+    if name_taken(
+        db, "zones", "name", name, where="level_id = ?", params=[level_id], except_id=zone_id
+    ):
+        raise Conflict(f"level {level_id} already has a zone named {name!r}")
+
+
 def create_level(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
+    _unique_level_name(db, values["name"])
     level_id = stamp_insert(db, "levels", values, ctx.now)
     outbox.append(db, "level_created", {"level_id": level_id, **values}, ctx.now)
     return level_id
@@ -22,29 +35,39 @@ def create_level(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
 
 def update_level(db: Database, ctx: Ctx, level_id: int, changes: dict[str, Any]) -> None:
     require(db, "levels", level_id, "level")
+    if "name" in changes:
+        changes = {**changes, "name": changes["name"].strip()}
+        _unique_level_name(db, changes["name"], level_id)
     stamp_update(db, "levels", level_id, changes, ctx.now)
     outbox.append(db, "level_updated", {"level_id": level_id, "changes": changes}, ctx.now)
 
 
 def create_zone(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     require(db, "levels", values["level_id"], "level")
+    _unique_zone_name(db, values["level_id"], values["name"])
     zone_id = stamp_insert(db, "zones", values, ctx.now)
     outbox.append(db, "zone_created", {"zone_id": zone_id, **values}, ctx.now)
     return zone_id
 
 
 def update_zone(db: Database, ctx: Ctx, zone_id: int, changes: dict[str, Any]) -> None:
-    require(db, "zones", zone_id, "zone")
+    zone = require(db, "zones", zone_id, "zone")
+    if "name" in changes:
+        changes = {**changes, "name": changes["name"].strip()}
+        _unique_zone_name(db, zone["level_id"], changes["name"], zone_id)
     stamp_update(db, "zones", zone_id, changes, ctx.now)
     outbox.append(db, "zone_updated", {"zone_id": zone_id, "changes": changes}, ctx.now)
 
 
 def create_space(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     zone = require(db, "zones", values["zone_id"], "zone")
-    if one(
+    if name_taken(
         db,
-        "SELECT id FROM spaces WHERE zone_id = ? AND space_number = ?",
-        [values["zone_id"], values["space_number"]],
+        "spaces",
+        "space_number",
+        values["space_number"],
+        where="zone_id = ?",
+        params=[zone["id"]],
     ):
         raise Conflict(f"space {values['space_number']} already exists in zone {zone['id']}")
     if values.get("floor") is None:

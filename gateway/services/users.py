@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlite_utils import Database
 
-from gateway.errors import Conflict, Unauthorized
+from gateway.errors import Conflict
 from gateway.services import one
 from gateway.store import outbox
 from gateway.timeutil import iso
@@ -53,16 +53,20 @@ def create_user(
     return user_id
 
 
-def authenticate(db: Database, email: str, password: str) -> dict[str, Any]:
-    """The user row for valid credentials; Unauthorized otherwise (same answer for both cases)."""
+def login_candidate(db: Database, email: str) -> dict[str, Any] | None:
+    """The account a login names, when it exists and may log in."""
     user = one(db, "SELECT * FROM users WHERE email = ?", [email.strip().lower()])
+    return user if user is not None and user["is_active"] else None
+
+
+def password_matches(user: dict[str, Any] | None, password: str) -> bool:
+    """argon2 verification (slow on purpose: run it in a worker thread). An unknown or
+    inactive account is checked against a dummy hash, so both take the same time."""
     try:
         _hasher.verify(user["password_hash"] if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
-        user = None
-    if user is None or not user["is_active"]:
-        raise Unauthorized("Incorrect e-mail or password")
-    return user
+        return False
+    return user is not None
 
 
 def user_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from gateway.errors import Conflict, Forbidden, NotFound
-from gateway.services import Ctx, one, require, require_owner_or, scalar
+from gateway.services import Ctx, name_taken, one, require, require_owner_or, scalar
 from gateway.store import outbox
 from gateway.timeutil import iso
 
@@ -17,7 +17,7 @@ SIZE_CATEGORIES = ("small", "medium", "large", "extra_large")
 def create_vehicle_type(
     db: Database, ctx: Ctx, *, name: str, size_category: str, description: str | None
 ) -> int:
-    if one(db, "SELECT id FROM vehicle_types WHERE name = ?", [name]):
+    if name_taken(db, "vehicle_types", "name", name):
         raise Conflict(f"vehicle type {name!r} already exists")
     ts = iso(ctx.now)
     type_id = db.execute(

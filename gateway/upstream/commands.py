@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
 from sqlite_utils import Database
 
 from gateway.api.schemas import (
+    NOT_BLANK,
     DiscountIn,
     DiscountUpdate,
     Id,
@@ -29,6 +30,7 @@ from gateway.api.schemas import (
     PlateText,
     RateIn,
     RateUpdate,
+    check_times,
     given,
     normal_time,
 )
@@ -47,7 +49,7 @@ class Envelope(Struct):
 class OpenLane(Struct):
     request_id: RequestId
     lane_id: Annotated[str, Meta(min_length=1, max_length=100)]
-    reason: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
+    reason: Annotated[str, Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
 class SetLaneMode(Struct):
@@ -84,6 +86,16 @@ class UpsertPlateList(Struct):
         default_factory=list
     )
     remove: Annotated[list[Removal], Meta(max_length=10_000)] = msgspec.field(default_factory=list)
+
+
+B = TypeVar("B", bound=Struct)
+
+
+def _body(raw: dict[str, Any], kind: type[B]) -> B:
+    """The same Struct, and the same rules (dates in 2000..2099), as the REST API's body."""
+    value = msgspec.convert(raw, kind, strict=True)
+    check_times(value)
+    return value
 
 
 class CommandError(Exception):
@@ -180,7 +192,7 @@ class CommandHandler:
         if rate_id is not None:
             if isinstance(rate_id, bool) or not isinstance(rate_id, int):
                 raise CommandError("id must be an integer")
-            changes = given(msgspec.convert(fields, RateUpdate, strict=True))
+            changes = given(_body(fields, RateUpdate))
             for key in ("peak_start_time", "peak_end_time"):
                 if key in changes:
                     changes[key] = normal_time(changes[key])  # type: ignore[arg-type]
@@ -192,7 +204,7 @@ class CommandHandler:
                 return {"id": rate_id, "created": False}
 
             return update
-        rate = msgspec.convert(fields, RateIn, strict=True)
+        rate = _body(fields, RateIn)
         values = {
             "name": rate.name.strip(),
             "rate_type": rate.rate_type,
@@ -229,11 +241,7 @@ class CommandHandler:
         existing = one(self.deps.store.reader, "SELECT id FROM discounts WHERE code = ?", [code])
         fields = {k: v for k, v in raw.items() if k not in ("request_id",)}
         if existing is not None:
-            changes = given(
-                msgspec.convert(
-                    {k: v for k, v in fields.items() if k != "code"}, DiscountUpdate, strict=True
-                )
-            )
+            changes = given(_body({k: v for k, v in fields.items() if k != "code"}, DiscountUpdate))
             for key in ("valid_from", "valid_to"):
                 if key in changes:
                     changes[key] = utc(changes[key])  # type: ignore[arg-type]
@@ -243,7 +251,7 @@ class CommandHandler:
                 return {"id": existing["id"], "code": code, "created": False}
 
             return update
-        discount = msgspec.convert(fields, DiscountIn, strict=True)
+        discount = _body(fields, DiscountIn)
         values = {
             "code": code,
             "name": discount.name.strip(),
@@ -297,7 +305,7 @@ class CommandHandler:
                 return {"id": existing["id"], "name": name, "created": False}
 
             return update
-        plan = msgspec.convert(fields, PlanIn, strict=True)
+        plan = _body(fields, PlanIn)
         values = {
             "name": name,
             "description": plan.description,

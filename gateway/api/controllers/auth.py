@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -13,6 +12,8 @@ from litestar.security.jwt import Token
 
 from gateway.api.auth import PUBLIC
 from gateway.api.deps import Deps
+from gateway.api.errors import AUTH, BODY, errors
+from gateway.api.responses import Registered, TokenOut, User, typed
 from gateway.api.schemas import LoginForm, RegisterIn
 from gateway.services import Actor, one, users
 
@@ -21,13 +22,12 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["Authentication"]
 
-    @post("/register", opt=PUBLIC, status_code=201)
-    async def register(
-        self, deps: NamedDependency[Deps], data: JSONBody[RegisterIn]
-    ) -> dict[str, Any]:
+    @post("/register", opt=PUBLIC, status_code=201, responses=errors(*BODY, 409))
+    async def register(self, deps: NamedDependency[Deps], data: JSONBody[RegisterIn]) -> Registered:
         """Self-registration always creates a customer; staff accounts come from the CLI."""
-        # Hashing is deliberately slow (argon2); keep it off the loop and out of the write lock.
-        password_hash = await asyncio.to_thread(users.hash_password, data.password)
+        # Hashing is deliberately slow (argon2): in the password workers, off the loop and
+        # out of the write lock.
+        password_hash = await deps.logins.hasher.run(lambda: users.hash_password(data.password))
         user_id = await deps.store.write(
             lambda db: users.create_user(
                 db,
@@ -41,31 +41,31 @@ class AuthController(Controller):
         )
         row = one(deps.db, "SELECT * FROM users WHERE id = ?", [user_id])
         assert row is not None
-        return {
-            "user": users.user_view(row),
-            "access_token": deps.auth.create_token(identifier=str(user_id)),
-            "token_type": "bearer",
-        }
+        return Registered(
+            user=typed(User, users.user_view(row)),
+            access_token=deps.auth.create_token(identifier=str(user_id)),
+        )
 
-    @post("/login", opt=PUBLIC, status_code=200)
+    @post("/login", opt=PUBLIC, status_code=200, responses=errors(400, 401, 413, 429))
     async def login(
         self,
         deps: NamedDependency[Deps],
+        request: Request[Any, Any, Any],
         data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-    ) -> dict[str, Any]:
-        # argon2 verification takes tens of milliseconds: a reader thread, not the event loop.
-        row = await deps.store.read_in_thread(
-            lambda db: users.authenticate(db, data.username, data.password)
+    ) -> TokenOut:
+        """Failed logins are throttled per account and per client address (429 with
+        ``Retry-After``); see :mod:`gateway.api.logins`."""
+        address = request.client.host if request.client else "unknown"
+        row = await deps.logins.check(
+            data.username,
+            data.password,
+            address,
+            lambda email: users.login_candidate(deps.db, email),
         )
-        return {
-            "access_token": deps.auth.create_token(identifier=str(row["id"])),
-            "token_type": "bearer",
-        }
+        return TokenOut(access_token=deps.auth.create_token(identifier=str(row["id"])))
 
-    @get("/me")
-    async def me(
-        self, deps: NamedDependency[Deps], request: Request[Actor, Token, Any]
-    ) -> dict[str, Any]:
+    @get("/me", responses=errors(*AUTH))
+    async def me(self, deps: NamedDependency[Deps], request: Request[Actor, Token, Any]) -> User:
         row = one(deps.db, "SELECT * FROM users WHERE id = ?", [request.user.id])
         assert row is not None
-        return users.user_view(row)
+        return typed(User, users.user_view(row))

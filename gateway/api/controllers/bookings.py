@@ -11,7 +11,22 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from gateway.api.auth import PUBLIC, admin
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
+from gateway.api.errors import AUTH, BODY, STAFF, errors
+from gateway.api.params import Limit, Page, QueryId, QueryTime, paged, query_time
+from gateway.api.responses import (
+    Availability,
+    CheckIn,
+    Membership,
+    MembershipPage,
+    MembershipPaid,
+    MembershipUsage,
+    Plan,
+    Reservation,
+    ReservationCancelled,
+    ReservationCreated,
+    ReservationPage,
+    typed,
+)
 from gateway.api.schemas import (
     MembershipStatus,
     PlanIn,
@@ -37,13 +52,13 @@ class ReservationController(Controller):
     path = "/reservations"
     tags = ["Reservations"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def create(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[ReservationIn],
-    ) -> dict[str, Any]:
+    ) -> ReservationCreated:
         start, end = utc(data.start_time), utc(data.end_time)
         reservation_id = await deps.write(
             request,
@@ -59,9 +74,12 @@ class ReservationController(Controller):
             ),
         )
         view = BookingViews(deps.db, deps.ctx(request)).reservation(reservation_id)
-        return {"reservation": view, "confirmation_number": view["confirmation_number"]}
+        return typed(
+            ReservationCreated,
+            {"reservation": view, "confirmation_number": view["confirmation_number"]},
+        )
 
-    @get("/")
+    @get("/", responses=errors(400, *AUTH))
     async def list_reservations(
         self,
         deps: NamedDependency[Deps],
@@ -70,8 +88,8 @@ class ReservationController(Controller):
         limit: Limit = 20,
         status: FromQuery[ReservationStatus | None] = None,
         day: Annotated[date | None, QueryParameter(name="date")] = None,
-        zone_id: FromQuery[int | None] = None,
-    ) -> dict[str, Any]:
+        zone_id: QueryId = None,
+    ) -> ReservationPage:
         """Customers see their own; staff all. ``date`` keeps those overlapping that UTC day."""
         ctx = deps.ctx(request)
         where: list[str] = []
@@ -89,41 +107,47 @@ class ReservationController(Controller):
         if status is not None:
             # The stored status lags behind no-shows until the sweep; filter on the effective one.
             where.append(_status_clause(status, params, ctx.now))
-        return paged(
-            deps.db,
-            key="reservations",
-            table="reservations",
-            where=where,
-            params=params,
-            page=page,
-            limit=limit,
-            render=BookingViews(deps.db, ctx).reservation_row,
+        return typed(
+            ReservationPage,
+            paged(
+                deps.db,
+                key="reservations",
+                table="reservations",
+                where=where,
+                params=params,
+                page=page,
+                limit=limit,
+                render=BookingViews(deps.db, ctx).reservation_row,
+            ),
         )
 
-    @get("/availability", opt=PUBLIC)
+    @get("/availability", opt=PUBLIC, responses=errors(400, 404, 422))
     async def availability(
         self,
         deps: NamedDependency[Deps],
         request: Request[Any, Any, Any],
-        start_time: FromQuery[datetime],
-        end_time: FromQuery[datetime],
-        zone_id: FromQuery[int | None] = None,
-    ) -> dict[str, Any]:
+        start_time: QueryTime,
+        end_time: QueryTime,
+        zone_id: QueryId = None,
+    ) -> Availability:
+        start, end = query_time(start_time, "start_time"), query_time(end_time, "end_time")
+        assert start is not None and end is not None
         ctx = deps.ctx(request)
-        result = reservations.availability(deps.db, ctx, utc(start_time), utc(end_time), zone_id)
+        result = reservations.availability(deps.db, ctx, start, end, zone_id)
         views = BookingViews(deps.db, ctx)
         spaces = [views.space_row(r) for r in result.pop("free_space_rows")]
-        return {
+        view = {
             "available_spaces": spaces,
             "total_available": len(spaces),
             "zone_id": zone_id,
             **result,
         }
+        return typed(Availability, view)
 
-    @get("/confirmation/{code:str}")
+    @get("/confirmation/{code:str}", responses=errors(*STAFF, 404))
     async def by_confirmation(
         self, deps: NamedDependency[Deps], request: Request[Actor, Any, Any], code: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> Reservation:
         row = one(
             deps.db,
             "SELECT * FROM reservations WHERE confirmation_number = ?",
@@ -132,27 +156,27 @@ class ReservationController(Controller):
         if row is None:
             raise NotFound(f"no reservation with confirmation number {code}")
         _owner_or_staff(request.user, row["user_id"], "reservation")
-        return BookingViews(deps.db, deps.ctx(request)).reservation_row(row)
+        return typed(Reservation, BookingViews(deps.db, deps.ctx(request)).reservation_row(row))
 
-    @get("/{reservation_id:int}")
+    @get("/{reservation_id:int}", responses=errors(400, *STAFF, 404))
     async def get_reservation(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         reservation_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> Reservation:
         row = require(deps.db, "reservations", reservation_id, "reservation")
         _owner_or_staff(request.user, row["user_id"], "reservation")
-        return BookingViews(deps.db, deps.ctx(request)).reservation_row(row)
+        return typed(Reservation, BookingViews(deps.db, deps.ctx(request)).reservation_row(row))
 
-    @put("/{reservation_id:int}")
+    @put("/{reservation_id:int}", responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def update(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         reservation_id: FromPath[int],
         data: JSONBody[ReservationUpdate],
-    ) -> dict[str, Any]:
+    ) -> Reservation:
         changes = given(data)
         for key in ("start_time", "end_time"):
             if key in changes:
@@ -160,41 +184,48 @@ class ReservationController(Controller):
         await deps.write(
             request, lambda db, ctx: reservations.update(db, ctx, reservation_id, changes)
         )
-        return BookingViews(deps.db, deps.ctx(request)).reservation(reservation_id)
+        return typed(
+            Reservation, BookingViews(deps.db, deps.ctx(request)).reservation(reservation_id)
+        )
 
-    @delete("/{reservation_id:int}", status_code=200)
+    @delete("/{reservation_id:int}", status_code=200, responses=errors(400, *STAFF, 404, 409, 422))
     async def cancel(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         reservation_id: FromPath[int],
         reason: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> ReservationCancelled:
         if reason is not None and len(reason) > 500:
             raise Invalid("reason must be at most 500 characters", field="reason")
         await deps.write(
             request, lambda db, ctx: reservations.cancel(db, ctx, reservation_id, reason)
         )
         view = BookingViews(deps.db, deps.ctx(request)).reservation(reservation_id)
-        return {"reservation": view, "refund_amount": None}
+        return typed(ReservationCancelled, {"reservation": view, "refund_amount": None})
 
-    @post("/{reservation_id:int}/check-in", status_code=201)
+    @post(
+        "/{reservation_id:int}/check-in",
+        status_code=201,
+        responses=errors(400, *STAFF, 404, 409, 422),
+    )
     async def check_in(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         reservation_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> CheckIn:
         result = await deps.write(
             request, lambda db, ctx: reservations.check_in(db, ctx, reservation_id)
         )
         views = BookingViews(deps.db, deps.ctx(request))
-        return {
+        view = {
             "session_id": result.session_id,
             "ticket_number": result.ticket_number,
             "space_assigned": views.space(result.space_id),
             "reservation": views.reservation(reservation_id),
         }
+        return typed(CheckIn, view)
 
 
 def _status_clause(status: str, params: list[Any], now: datetime) -> str:
@@ -218,12 +249,12 @@ class PlanController(Controller):
     path = "/membership-plans"
     tags = ["Memberships"]
 
-    @get("/", opt=PUBLIC)
+    @get("/", opt=PUBLIC, responses=errors(400))
     async def list_plans(
         self, deps: NamedDependency[Deps], is_active: FromQuery[bool] = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[Plan]:
         return [
-            plan_view(r)
+            typed(Plan, plan_view(r))
             for r in rows(
                 deps.db,
                 "SELECT * FROM membership_plans WHERE is_active = ? ORDER BY id",
@@ -231,10 +262,10 @@ class PlanController(Controller):
             )
         ]
 
-    @post("/", guards=[admin], status_code=201)
+    @post("/", guards=[admin], status_code=201, responses=errors(*BODY, *STAFF, 409))
     async def create_plan(
         self, deps: NamedDependency[Deps], request: Request[Actor, Any, Any], data: JSONBody[PlanIn]
-    ) -> dict[str, Any]:
+    ) -> Plan:
         values = {
             "name": data.name.strip(),
             "description": data.description,
@@ -251,16 +282,18 @@ class PlanController(Controller):
         plan_id = await deps.write(
             request, lambda db, ctx: memberships.create_plan(db, ctx, values)
         )
-        return plan_view(require(deps.db, "membership_plans", plan_id, "membership plan"))
+        return typed(
+            Plan, plan_view(require(deps.db, "membership_plans", plan_id, "membership plan"))
+        )
 
-    @put("/{plan_id:int}", guards=[admin])
+    @put("/{plan_id:int}", guards=[admin], responses=errors(*BODY, *STAFF, 404, 409))
     async def update_plan(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         plan_id: FromPath[int],
         data: JSONBody[PlanUpdate],
-    ) -> dict[str, Any]:
+    ) -> Plan:
         changes = given(data)
         name = changes.get("name")
         if isinstance(name, str):
@@ -271,20 +304,22 @@ class PlanController(Controller):
         await deps.write(
             request, lambda db, ctx: memberships.update_plan(db, ctx, plan_id, changes)
         )
-        return plan_view(require(deps.db, "membership_plans", plan_id, "membership plan"))
+        return typed(
+            Plan, plan_view(require(deps.db, "membership_plans", plan_id, "membership plan"))
+        )
 
 
 class MembershipController(Controller):
     path = "/memberships"
     tags = ["Memberships"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def subscribe(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[SubscribeIn],
-    ) -> dict[str, Any]:
+    ) -> MembershipPaid:
         membership_id, payment_id = await deps.write(
             request,
             lambda db, ctx: memberships.subscribe(
@@ -297,9 +332,9 @@ class MembershipController(Controller):
             ),
         )
         view = BookingViews(deps.db, deps.ctx(request)).membership(membership_id)
-        return {"membership": view, "payment_id": payment_id}
+        return typed(MembershipPaid, {"membership": view, "payment_id": payment_id})
 
-    @get("/")
+    @get("/", responses=errors(400, *AUTH))
     async def list_memberships(
         self,
         deps: NamedDependency[Deps],
@@ -307,7 +342,7 @@ class MembershipController(Controller):
         page: Page = 1,
         limit: Limit = 20,
         status: FromQuery[MembershipStatus | None] = None,
-    ) -> dict[str, Any]:
+    ) -> MembershipPage:
         """Customers (and operators) see their own; admins all."""
         ctx = deps.ctx(request)
         where: list[str] = []
@@ -328,57 +363,62 @@ class MembershipController(Controller):
             else:
                 where.append("status = ?")
                 params.append(status)
-        return paged(
-            deps.db,
-            key="memberships",
-            table="memberships",
-            where=where,
-            params=params,
-            page=page,
-            limit=limit,
-            render=BookingViews(deps.db, ctx).membership_row,
+        return typed(
+            MembershipPage,
+            paged(
+                deps.db,
+                key="memberships",
+                table="memberships",
+                where=where,
+                params=params,
+                page=page,
+                limit=limit,
+                render=BookingViews(deps.db, ctx).membership_row,
+            ),
         )
 
-    @get("/{membership_id:int}")
+    @get("/{membership_id:int}", responses=errors(400, *STAFF, 404))
     async def get_membership(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         membership_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> Membership:
         row = require(deps.db, "memberships", membership_id, "membership")
         if not request.user.is_admin and row["user_id"] != request.user.id:
             raise Forbidden("this membership belongs to someone else")
-        return BookingViews(deps.db, deps.ctx(request)).membership_row(row)
+        return typed(Membership, BookingViews(deps.db, deps.ctx(request)).membership_row(row))
 
-    @get("/{membership_id:int}/usage")
+    @get("/{membership_id:int}/usage", responses=errors(400, *STAFF, 404))
     async def usage(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         membership_id: FromPath[int],
-    ) -> dict[str, Any]:
-        return memberships.usage(deps.db, deps.ctx(request), membership_id)
+    ) -> MembershipUsage:
+        return typed(MembershipUsage, memberships.usage(deps.db, deps.ctx(request), membership_id))
 
-    @post("/{membership_id:int}/cancel", status_code=200)
+    @post("/{membership_id:int}/cancel", status_code=200, responses=errors(400, *STAFF, 404, 409))
     async def cancel(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         membership_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> Membership:
         await deps.write(request, lambda db, ctx: memberships.cancel(db, ctx, membership_id))
-        return BookingViews(deps.db, deps.ctx(request)).membership(membership_id)
+        return typed(Membership, BookingViews(deps.db, deps.ctx(request)).membership(membership_id))
 
-    @post("/{membership_id:int}/renew", status_code=200)
+    @post(
+        "/{membership_id:int}/renew", status_code=200, responses=errors(400, *STAFF, 404, 409, 422)
+    )
     async def renew(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         membership_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> MembershipPaid:
         payment_id = await deps.write(
             request, lambda db, ctx: memberships.renew(db, ctx, membership_id)
         )
         view = BookingViews(deps.db, deps.ctx(request)).membership(membership_id)
-        return {"membership": view, "payment_id": payment_id}
+        return typed(MembershipPaid, {"membership": view, "payment_id": payment_id})

@@ -10,7 +10,9 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.api.auth import PUBLIC, admin
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, equal_to, paged
+from gateway.api.errors import AUTH, BODY, STAFF, errors
+from gateway.api.params import Limit, Page, QueryId, equal_to, paged
+from gateway.api.responses import Charge, ChargePage, ChargeStopped, Dashboard, Station, typed
 from gateway.api.schemas import (
     ChargerType,
     ChargeStartIn,
@@ -28,7 +30,7 @@ class StationController(Controller):
     path = "/ev-stations"
     tags = ["EV charging"]
 
-    @get("/", opt=PUBLIC)
+    @get("/", opt=PUBLIC, responses=errors(400))
     async def list_stations(
         self,
         deps: NamedDependency[Deps],
@@ -36,7 +38,7 @@ class StationController(Controller):
         status: FromQuery[StationStatus | None] = None,
         charger_type: FromQuery[ChargerType | None] = None,
         available_only: FromQuery[bool] = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Station]:
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         if status is not None:
@@ -49,7 +51,7 @@ class StationController(Controller):
             where.append("status = 'available'")
         views = BookingViews(deps.db, deps.ctx(request))
         return [
-            views.station_row(r)
+            typed(Station, views.station_row(r))
             for r in rows(
                 deps.db,
                 f"SELECT * FROM ev_stations WHERE {' AND '.join(where)} ORDER BY id",
@@ -57,13 +59,13 @@ class StationController(Controller):
             )
         ]
 
-    @post("/", guards=[admin], status_code=201)
+    @post("/", guards=[admin], status_code=201, responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def create_station(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[StationIn],
-    ) -> dict[str, Any]:
+    ) -> Station:
         values = {
             "space_id": data.space_id,
             "charger_type": data.charger_type,
@@ -81,18 +83,17 @@ class StationController(Controller):
         station_id = await deps.write(
             request, lambda db, ctx: charging.create_station(db, ctx, values)
         )
-        return BookingViews(deps.db, deps.ctx(request)).station_row(
-            require(deps.db, "ev_stations", station_id, "station")
-        )
+        row = require(deps.db, "ev_stations", station_id, "station")
+        return typed(Station, BookingViews(deps.db, deps.ctx(request)).station_row(row))
 
-    @put("/{station_id:int}", guards=[admin])
+    @put("/{station_id:int}", guards=[admin], responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def update_station(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         station_id: FromPath[int],
         data: JSONBody[StationUpdate],
-    ) -> dict[str, Any]:
+    ) -> Station:
         changes = given(data)
         before = require(deps.db, "ev_stations", station_id, "station")
         await deps.write(
@@ -105,20 +106,20 @@ class StationController(Controller):
         ):
             # ChangeAvailability to the charger, queued if it is offline right now.
             deps.charger.availability_changed(station, station["status"] != "maintenance")
-        return BookingViews(deps.db, deps.ctx(request)).station_row(station)
+        return typed(Station, BookingViews(deps.db, deps.ctx(request)).station_row(station))
 
 
 class ChargingController(Controller):
     path = "/ev-charging"
     tags = ["EV charging"]
 
-    @post("/start", status_code=201)
+    @post("/start", status_code=201, responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def start(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[ChargeStartIn],
-    ) -> dict[str, Any]:
+    ) -> Charge:
         charge_id = await charging.start_remote(
             deps.store,
             deps.charger,
@@ -128,39 +129,39 @@ class ChargingController(Controller):
             parking_session_id=data.parking_session_id,
             max_power=data.max_power_requested,
         )
-        return charging.charge_view(
-            require(deps.db, "charging_sessions", charge_id, "charging session")
-        )
+        row = require(deps.db, "charging_sessions", charge_id, "charging session")
+        return typed(Charge, charging.charge_view(row))
 
-    @post("/{charge_id:int}/stop", status_code=200)
+    @post("/{charge_id:int}/stop", status_code=200, responses=errors(400, *STAFF, 404, 409))
     async def stop(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         charge_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> ChargeStopped:
         await charging.stop_remote(deps.store, deps.charger, deps.ctx(request), charge_id)
         row = require(deps.db, "charging_sessions", charge_id, "charging session")
         view = charging.charge_view(row)
-        return {
+        stopped = {
             "session": view,
             "energy_used": view["energy_kwh"],
             "cost": view["cost"],
             "duration_minutes": charging.duration_minutes(row),
             "provisional": bool(row["provisional"]),
         }
+        return typed(ChargeStopped, stopped)
 
-    @get("/sessions")
+    @get("/sessions", responses=errors(400, *AUTH))
     async def list_charges(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         page: Page = 1,
         limit: Limit = 20,
-        station_id: FromQuery[int | None] = None,
-        vehicle_id: FromQuery[int | None] = None,
+        station_id: QueryId = None,
+        vehicle_id: QueryId = None,
         status: FromQuery[ChargingStatus | None] = None,
-    ) -> dict[str, Any]:
+    ) -> ChargePage:
         """Customers see the charges of their vehicles (or that they started); staff all."""
         where: list[str] = []
         params: list[Any] = []
@@ -170,7 +171,7 @@ class ChargingController(Controller):
             )
             params.extend([request.user.id, request.user.id])
         equal_to(where, params, station_id=station_id, vehicle_id=vehicle_id, status=status)
-        return paged(
+        page_ = paged(
             deps.db,
             key="sessions",
             table="charging_sessions",
@@ -180,6 +181,7 @@ class ChargingController(Controller):
             limit=limit,
             render=charging.charge_view,
         )
+        return typed(ChargePage, page_)
 
 
 class ReportController(Controller):
@@ -187,10 +189,12 @@ class ReportController(Controller):
     tags = ["Reports"]
     guards = [admin]
 
-    @get("/dashboard")
+    @get("/dashboard", responses=errors(*STAFF))
     async def dashboard(
         self, deps: NamedDependency[Deps], request: Request[Actor, Any, Any]
-    ) -> dict[str, Any]:
+    ) -> Dashboard:
         ctx = deps.ctx(request)
         # Counting over the whole history takes a few milliseconds: off the lanes' loop.
-        return await deps.store.read_in_thread(lambda db: reports.dashboard(db, ctx))
+        return typed(
+            Dashboard, await deps.store.read_in_thread(lambda db: reports.dashboard(db, ctx))
+        )

@@ -7,18 +7,21 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from msgspec import Meta, Struct
+from msgspec import Meta
 
 from gateway.api.auth import admin, staff
 from gateway.api.deps import Deps
+from gateway.api.errors import BODY, STAFF, errors
+from gateway.api.responses import LaneMode, LaneOpening, LaneStatus, typed
+from gateway.api.schemas import NOT_BLANK, Body
 from gateway.services import Actor
 
 
-class OpenIn(Struct):
-    reason: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
+class OpenIn(Body):
+    reason: Annotated[str, Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
-class ModeIn(Struct):
+class ModeIn(Body):
     mode: Literal["normal", "locked_open", "locked_closed", "free_exit"]
 
 
@@ -27,33 +30,33 @@ class LaneController(Controller):
     tags = ["Lanes"]
     guards = [staff]
 
-    @get("/")
-    async def list_lanes(self, deps: NamedDependency[Deps]) -> list[dict[str, Any]]:
-        return list(deps.lanes.statuses())
+    @get("/", responses=errors(*STAFF))
+    async def list_lanes(self, deps: NamedDependency[Deps]) -> list[LaneStatus]:
+        return [typed(LaneStatus, status) for status in deps.lanes.statuses()]
 
-    @get("/{lane_id:str}")
-    async def get_lane(self, deps: NamedDependency[Deps], lane_id: FromPath[str]) -> dict[str, Any]:
-        return dict(deps.lanes.get(lane_id).status())
+    @get("/{lane_id:str}", responses=errors(*STAFF, 404))
+    async def get_lane(self, deps: NamedDependency[Deps], lane_id: FromPath[str]) -> LaneStatus:
+        return typed(LaneStatus, deps.lanes.get(lane_id).status())
 
-    @post("/{lane_id:str}/open", status_code=200)
+    @post("/{lane_id:str}/open", status_code=200, responses=errors(*BODY, *STAFF, 404))
     async def open_lane(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         lane_id: FromPath[str],
         data: JSONBody[OpenIn],
-    ) -> dict[str, Any]:
+    ) -> LaneOpening:
         """Open the barrier for whoever is in the lane; answers once the audit event is stored."""
         await deps.lanes.open(lane_id, data.reason.strip(), request.user.email)
-        return {"lane_id": lane_id, "status": "opening", "reason": data.reason.strip()}
+        return LaneOpening(lane_id=lane_id, status="opening", reason=data.reason.strip())
 
-    @put("/{lane_id:str}/mode", guards=[admin])
+    @put("/{lane_id:str}/mode", guards=[admin], responses=errors(*BODY, *STAFF, 404, 409))
     async def set_mode(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         lane_id: FromPath[str],
         data: JSONBody[ModeIn],
-    ) -> dict[str, Any]:
+    ) -> LaneMode:
         await deps.lanes.set_mode(lane_id, data.mode, request.user.email)
-        return {"lane_id": lane_id, "mode": data.mode}
+        return LaneMode(lane_id=lane_id, mode=data.mode)

@@ -11,16 +11,27 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import cv2
+import msgspec
 import numpy as np
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from msgspec import Meta, Struct
+from msgspec import Meta
 
 from gateway.api.auth import PUBLIC, admin, staff
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
-from gateway.api.schemas import PlateText
+from gateway.api.errors import BODY, STAFF, errors
+from gateway.api.params import Limit, OptQueryTime, Page, paged, query_time
+from gateway.api.responses import (
+    Message,
+    PlateListEntry,
+    PlateRead,
+    PlateReadPage,
+    ReadAccepted,
+    typed,
+)
+from gateway.api.schemas import Body, PlateText, Update, given
 from gateway.domain.plates import normalize_plate
 from gateway.errors import Invalid, NotFound, Unauthorized
 from gateway.services import Actor, plates, require, rows
@@ -29,7 +40,7 @@ from gateway.timeutil import iso, utc
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 
 
-class SmartReadIn(Struct):
+class SmartReadIn(Body):
     plate: PlateText
     confidence: Annotated[float, Meta(ge=0, le=1)]
     time: datetime | None = None
@@ -37,11 +48,11 @@ class SmartReadIn(Struct):
     camera_id: Annotated[str, Meta(max_length=100)] | None = None
 
 
-class CorrectionIn(Struct):
+class CorrectionIn(Body):
     plate: PlateText
 
 
-class ListEntryIn(Struct):
+class ListEntryIn(Body):
     plate: PlateText
     list: Literal["allow", "deny"]
     lane_id: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
@@ -49,17 +60,23 @@ class ListEntryIn(Struct):
     valid_until: datetime | None = None
 
 
+class ListEntryUpdate(Update):
+    list: Literal["allow", "deny"] | msgspec.UnsetType = msgspec.UNSET
+    reason: Annotated[str, Meta(max_length=200)] | msgspec.UnsetType | None = msgspec.UNSET
+    valid_until: datetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class SmartCameraController(Controller):
     path = "/lpr"
     tags = ["Plate recognition"]
 
-    @post("/reads", opt=PUBLIC, status_code=202)
+    @post("/reads", opt=PUBLIC, status_code=202, responses=errors(*BODY, 401, 422))
     async def smart_read(
         self,
         deps: NamedDependency[Deps],
         request: Request[Any, Any, Any],
         data: JSONBody[SmartReadIn],
-    ) -> dict[str, Any]:
+    ) -> ReadAccepted:
         """A read from a camera that recognises plates on board (``X-API-Key``: its key)."""
         key = request.headers.get("x-api-key", "")
         lane = None
@@ -73,7 +90,7 @@ class SmartCameraController(Controller):
         image = await asyncio.to_thread(_decode_image, data.image) if data.image else None
         at = utc(data.time) if data.time else deps.clock.now()
         lane.camera.external_read(plate, data.confidence, at, image)
-        return {"accepted": True, "lane_id": lane.spec.id, "plate": plate}
+        return ReadAccepted(accepted=True, lane_id=lane.spec.id, plate=plate)
 
 
 def _read_file(path: str) -> bytes | None:
@@ -101,7 +118,7 @@ class PlateReadController(Controller):
     tags = ["Plate recognition"]
     guards = [staff]
 
-    @get("/")
+    @get("/", responses=errors(400, *STAFF, 422))
     async def list_reads(
         self,
         deps: NamedDependency[Deps],
@@ -109,26 +126,28 @@ class PlateReadController(Controller):
         limit: Limit = 20,
         lane_id: FromQuery[str | None] = None,
         plate: FromQuery[str | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-    ) -> dict[str, Any]:
-        """Newest first. ``plate`` matches the read or its correction."""
+        since: OptQueryTime = None,
+        until: OptQueryTime = None,
+    ) -> PlateReadPage:
+        """Newest first. ``plate`` matches the read or its correction; an empty ``plate=``
+        or ``lane_id=`` (a search form's blank field) is no filter."""
+        start, end = query_time(since, "since"), query_time(until, "until")
         where: list[str] = []
         params: list[Any] = []
-        if lane_id is not None:
+        if lane_id:
             where.append("lane_id = ?")
             params.append(lane_id)
-        if plate is not None:
+        if plate and plate.strip():
             normal = normalize_plate(plate)
             where.append("(plate = ? OR corrected_from = ?)")
             params.extend([normal, normal])
-        if since is not None:
+        if start is not None:
             where.append("first_seen >= ?")
-            params.append(iso(utc(since)))
-        if until is not None:
+            params.append(iso(start))
+        if end is not None:
             where.append("first_seen < ?")
-            params.append(iso(utc(until)))
-        return paged(
+            params.append(iso(end))
+        page_ = paged(
             deps.db,
             key="reads",
             table="plate_reads",
@@ -139,12 +158,27 @@ class PlateReadController(Controller):
             render=plates.read_view,
             order="id DESC",
         )
+        return typed(PlateReadPage, page_)
 
-    @get("/{read_id:int}")
-    async def get_read(self, deps: NamedDependency[Deps], read_id: FromPath[int]) -> dict[str, Any]:
-        return plates.read_view(require(deps.db, "plate_reads", read_id, "plate read"))
+    @get("/{read_id:int}", responses=errors(400, *STAFF, 404))
+    async def get_read(self, deps: NamedDependency[Deps], read_id: FromPath[int]) -> PlateRead:
+        return typed(
+            PlateRead, plates.read_view(require(deps.db, "plate_reads", read_id, "plate read"))
+        )
 
-    @get("/{read_id:int}/image", media_type="image/jpeg")
+    @get(
+        "/{read_id:int}/image",
+        media_type="image/jpeg",
+        responses={
+            200: ResponseSpec(
+                data_container=bytes,
+                media_type="image/jpeg",
+                description="The JPEG picture",
+                generate_examples=False,
+            ),
+            **errors(400, *STAFF, 404),
+        },
+    )
     async def image(
         self,
         deps: NamedDependency[Deps],
@@ -160,17 +194,19 @@ class PlateReadController(Controller):
             )
         return Response(content=content, media_type="image/jpeg")
 
-    @put("/{read_id:int}")
+    @put("/{read_id:int}", responses=errors(*BODY, *STAFF, 404, 422))
     async def correct(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         read_id: FromPath[int],
         data: JSONBody[CorrectionIn],
-    ) -> dict[str, Any]:
+    ) -> PlateRead:
         plate = normalize_plate(data.plate)
         await deps.write(request, lambda db, ctx: plates.correct(db, ctx, read_id, plate))
-        return plates.read_view(require(deps.db, "plate_reads", read_id, "plate read"))
+        return typed(
+            PlateRead, plates.read_view(require(deps.db, "plate_reads", read_id, "plate read"))
+        )
 
 
 class PlateListController(Controller):
@@ -178,33 +214,37 @@ class PlateListController(Controller):
     tags = ["Plate recognition"]
     guards = [admin]
 
-    @get("/")
+    @get("/", responses=errors(400, *STAFF))
     async def list_entries(
         self,
         deps: NamedDependency[Deps],
         list_: Annotated[Literal["allow", "deny"] | None, QueryParameter(name="list")] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[PlateListEntry]:
         if list_ is None:
             found = rows(deps.db, "SELECT * FROM plate_lists ORDER BY id")
         else:
             found = rows(deps.db, "SELECT * FROM plate_lists WHERE list = ? ORDER BY id", [list_])
-        return [plates.list_view(r) for r in found]
+        return [typed(PlateListEntry, plates.list_view(r)) for r in found]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def upsert(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[ListEntryIn],
-    ) -> dict[str, Any]:
-        """Add a plate to the allow or deny list of a lane (or the whole site); re-adding updates it."""
+    ) -> PlateListEntry:
+        """Add a plate to the allow or deny list of a lane (or the whole site).
+
+        A plate already listed for that lane is 409 (with its ``entry_id``): moving it to
+        the other list is a ``PUT`` of that entry, so a deny is never lifted by accident.
+        """
         plate = normalize_plate(data.plate)
         if data.lane_id is not None:
             deps.lanes.get(data.lane_id)
         until = utc(data.valid_until) if data.valid_until else None
         entry_id = await deps.write(
             request,
-            lambda db, ctx: plates.upsert_list_entry(
+            lambda db, ctx: plates.add_list_entry(
                 db,
                 ctx,
                 plate=plate,
@@ -214,14 +254,33 @@ class PlateListController(Controller):
                 valid_until=until,
             ),
         )
-        return plates.list_view(require(deps.db, "plate_lists", entry_id, "plate list entry"))
+        entry = require(deps.db, "plate_lists", entry_id, "plate list entry")
+        return typed(PlateListEntry, plates.list_view(entry))
 
-    @delete("/{entry_id:int}", status_code=200)
+    @put("/{entry_id:int}", responses=errors(*BODY, *STAFF, 404, 422))
+    async def update(
+        self,
+        deps: NamedDependency[Deps],
+        request: Request[Actor, Any, Any],
+        entry_id: FromPath[int],
+        data: JSONBody[ListEntryUpdate],
+    ) -> PlateListEntry:
+        """Move an entry to the other list, or change its reason or expiry."""
+        changes = given(data)
+        if changes.get("valid_until") is not None:
+            changes["valid_until"] = utc(changes["valid_until"])  # type: ignore[arg-type]
+        await deps.write(
+            request, lambda db, ctx: plates.update_list_entry(db, ctx, entry_id, changes)
+        )
+        entry = require(deps.db, "plate_lists", entry_id, "plate list entry")
+        return typed(PlateListEntry, plates.list_view(entry))
+
+    @delete("/{entry_id:int}", status_code=200, responses=errors(400, *STAFF, 404))
     async def remove(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         entry_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> Message:
         await deps.write(request, lambda db, ctx: plates.remove_list_entry(db, ctx, entry_id))
-        return {"message": f"plate list entry {entry_id} removed"}
+        return Message(message=f"plate list entry {entry_id} removed")

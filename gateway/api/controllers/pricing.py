@@ -11,7 +11,18 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.api.auth import PUBLIC, admin
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, equal_to, paged
+from gateway.api.errors import AUTH, BODY, STAFF, errors
+from gateway.api.params import Limit, Page, QueryId, equal_to, paged
+from gateway.api.responses import (
+    Discount,
+    DiscountValidation,
+    Message,
+    Payment,
+    PaymentPage,
+    Rate,
+    ValidateExit,
+    typed,
+)
 from gateway.api.schemas import (
     DiscountIn,
     DiscountUpdate,
@@ -39,27 +50,27 @@ class RateController(Controller):
     path = "/rates"
     tags = ["Rates"]
 
-    @get("/", opt=PUBLIC)
+    @get("/", opt=PUBLIC, responses=errors(400))
     async def list_rates(
         self,
         deps: NamedDependency[Deps],
-        vehicle_type_id: FromQuery[int | None] = None,
-        zone_id: FromQuery[int | None] = None,
+        vehicle_type_id: QueryId = None,
+        zone_id: QueryId = None,
         is_active: FromQuery[bool] = True,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Rate]:
         where, params = ["is_active = ?"], [int(is_active)]
         equal_to(where, params, vehicle_type_id=vehicle_type_id, zone_id=zone_id)
         return [
-            rate_view(r)
+            typed(Rate, rate_view(r))
             for r in rows(
                 deps.db, f"SELECT * FROM rates WHERE {' AND '.join(where)} ORDER BY id", params
             )
         ]
 
-    @post("/", guards=[admin], status_code=201)
+    @post("/", guards=[admin], status_code=201, responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def create_rate(
         self, deps: NamedDependency[Deps], request: Request[Actor, Any, Any], data: JSONBody[RateIn]
-    ) -> dict[str, Any]:
+    ) -> Rate:
         values = {
             "name": data.name.strip(),
             "rate_type": data.rate_type,
@@ -77,16 +88,16 @@ class RateController(Controller):
             "max_duration_minutes": data.max_duration_minutes,
         }
         rate_id = await deps.write(request, lambda db, ctx: pricing.create_rate(db, ctx, values))
-        return rate_view(require(deps.db, "rates", rate_id, "rate"))
+        return typed(Rate, rate_view(require(deps.db, "rates", rate_id, "rate")))
 
-    @put("/{rate_id:int}", guards=[admin])
+    @put("/{rate_id:int}", guards=[admin], responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def update_rate(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         rate_id: FromPath[int],
         data: JSONBody[RateUpdate],
-    ) -> dict[str, Any]:
+    ) -> Rate:
         changes = given(data)
         for key in ("peak_start_time", "peak_end_time"):
             if key in changes:
@@ -94,27 +105,27 @@ class RateController(Controller):
         if changes.get("effective_to") is not None:
             changes["effective_to"] = utc(changes["effective_to"])  # type: ignore[arg-type]
         await deps.write(request, lambda db, ctx: pricing.update_rate(db, ctx, rate_id, changes))
-        return rate_view(require(deps.db, "rates", rate_id, "rate"))
+        return typed(Rate, rate_view(require(deps.db, "rates", rate_id, "rate")))
 
-    @delete("/{rate_id:int}", guards=[admin], status_code=200)
+    @delete("/{rate_id:int}", guards=[admin], status_code=200, responses=errors(400, *STAFF, 404))
     async def deactivate_rate(
         self, deps: NamedDependency[Deps], request: Request[Actor, Any, Any], rate_id: FromPath[int]
-    ) -> dict[str, Any]:
+    ) -> Message:
         await deps.write(request, lambda db, ctx: pricing.deactivate_rate(db, ctx, rate_id))
-        return {"message": f"rate {rate_id} deactivated"}
+        return Message(message=f"rate {rate_id} deactivated")
 
 
 class PaymentController(Controller):
     path = "/payments"
     tags = ["Payments"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=errors(*BODY, *AUTH, 402, 404, 409, 422))
     async def pay(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[PaymentIn],
-    ) -> dict[str, Any]:
+    ) -> Payment:
         """Anyone logged in may pay for any session (a booth operator pays for a walk-in driver)."""
         payment_id = await deps.write(
             request,
@@ -127,9 +138,9 @@ class PaymentController(Controller):
                 discount_code=data.discount_code,
             ),
         )
-        return payment_view(require(deps.db, "payments", payment_id, "payment"))
+        return typed(Payment, payment_view(require(deps.db, "payments", payment_id, "payment")))
 
-    @get("/")
+    @get("/", responses=errors(400, *AUTH))
     async def list_payments(
         self,
         deps: NamedDependency[Deps],
@@ -137,8 +148,8 @@ class PaymentController(Controller):
         page: Page = 1,
         limit: Limit = 20,
         status: FromQuery[PaymentStatus | None] = None,
-        session_id: FromQuery[int | None] = None,
-    ) -> dict[str, Any]:
+        session_id: QueryId = None,
+    ) -> PaymentPage:
         """Admins see every payment; everyone else the payments they made."""
         where: list[str] = []
         params: list[Any] = []
@@ -165,43 +176,44 @@ class PaymentController(Controller):
             Decimal(0),
         )
         result["total_amount"] = money(total)
-        return result
+        return typed(PaymentPage, result)
 
-    @get("/{payment_id:int}")
+    @get("/{payment_id:int}", responses=errors(400, *STAFF, 404))
     async def get_payment(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         payment_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> Payment:
         row = require(deps.db, "payments", payment_id, "payment")
         if not request.user.is_admin and row["user_id"] != request.user.id:
             raise Forbidden("this payment was made by someone else")
-        return payment_view(row)
+        return typed(Payment, payment_view(row))
 
-    @post("/validate-exit", opt=PUBLIC, status_code=200)
+    @post("/validate-exit", opt=PUBLIC, status_code=200, responses=errors(*BODY, 404))
     async def validate_exit(
         self,
         deps: NamedDependency[Deps],
         request: Request[Any, Any, Any],
         data: JSONBody[ValidateExitIn],
-    ) -> dict[str, Any]:
-        return payment_service.validate_exit(
+    ) -> ValidateExit:
+        view = payment_service.validate_exit(
             deps.db, deps.ctx(request), data.ticket_number.strip().upper()
         )
+        return typed(ValidateExit, view)
 
 
 class DiscountController(Controller):
     path = "/discounts"
     tags = ["Discounts"]
 
-    @get("/", guards=[admin])
+    @get("/", guards=[admin], responses=errors(400, *STAFF))
     async def list_discounts(
         self,
         deps: NamedDependency[Deps],
         is_active: FromQuery[bool] = True,
         partner_name: FromQuery[str | None] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Discount]:
         where: list[str] = ["is_active = ?"]
         params: list[Any] = [int(is_active)]
         if partner_name:
@@ -209,19 +221,19 @@ class DiscountController(Controller):
             escaped = partner_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params.append(f"%{escaped}%")
         return [
-            discount_view(r)
+            typed(Discount, discount_view(r))
             for r in rows(
                 deps.db, f"SELECT * FROM discounts WHERE {' AND '.join(where)} ORDER BY id", params
             )
         ]
 
-    @post("/", guards=[admin], status_code=201)
+    @post("/", guards=[admin], status_code=201, responses=errors(*BODY, *STAFF, 409, 422))
     async def create_discount(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[DiscountIn],
-    ) -> dict[str, Any]:
+    ) -> Discount:
         values = {
             "code": data.code.strip().upper(),
             "name": data.name.strip(),
@@ -237,16 +249,18 @@ class DiscountController(Controller):
         discount_id = await deps.write(
             request, lambda db, ctx: pricing.create_discount(db, ctx, values)
         )
-        return discount_view(require(deps.db, "discounts", discount_id, "discount"))
+        return typed(
+            Discount, discount_view(require(deps.db, "discounts", discount_id, "discount"))
+        )
 
-    @put("/{discount_id:int}", guards=[admin])
+    @put("/{discount_id:int}", guards=[admin], responses=errors(*BODY, *STAFF, 404, 422))
     async def update_discount(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         discount_id: FromPath[int],
         data: JSONBody[DiscountUpdate],
-    ) -> dict[str, Any]:
+    ) -> Discount:
         changes = given(data)
         for key in ("valid_from", "valid_to"):
             if key in changes:
@@ -254,25 +268,29 @@ class DiscountController(Controller):
         await deps.write(
             request, lambda db, ctx: pricing.update_discount(db, ctx, discount_id, changes)
         )
-        return discount_view(require(deps.db, "discounts", discount_id, "discount"))
+        return typed(
+            Discount, discount_view(require(deps.db, "discounts", discount_id, "discount"))
+        )
 
-    @delete("/{discount_id:int}", guards=[admin], status_code=200)
+    @delete(
+        "/{discount_id:int}", guards=[admin], status_code=200, responses=errors(400, *STAFF, 404)
+    )
     async def deactivate_discount(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         discount_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> Message:
         await deps.write(request, lambda db, ctx: pricing.deactivate_discount(db, ctx, discount_id))
-        return {"message": f"discount {discount_id} deactivated"}
+        return Message(message=f"discount {discount_id} deactivated")
 
-    @post("/validate", opt=PUBLIC, status_code=200)
+    @post("/validate", opt=PUBLIC, status_code=200, responses=errors(*BODY, 404))
     async def validate(
         self,
         deps: NamedDependency[Deps],
         request: Request[Any, Any, Any],
         data: JSONBody[DiscountValidateIn],
-    ) -> dict[str, Any]:
+    ) -> DiscountValidation:
         ctx = deps.ctx(request)
         session = (
             require(deps.db, "sessions", data.session_id, "session") if data.session_id else None
@@ -290,9 +308,10 @@ class DiscountController(Controller):
             amount = money(
                 discount_amount(found[0], q.parking_due, stay.hourly_amount if stay else None)
             )
-        return {
+        view = {
             "is_valid": reason is None,
             "discount": discount_view(found[1]) if found and reason is None else None,
             "discount_amount": amount,
             "message": reason,
         }
+        return typed(DiscountValidation, view)

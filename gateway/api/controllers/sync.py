@@ -14,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.auth import PUBLIC
 from gateway.api.deps import Deps
+from gateway.api.errors import STAFF, errors
+from gateway.api.responses import Events, typed
 from gateway.services import one
 from gateway.upstream import outbox
 
@@ -22,14 +24,14 @@ class SyncController(Controller):
     path = "/sync"
     tags = ["Sync"]
 
-    @get("/events", opt=PUBLIC)
+    @get("/events", opt=PUBLIC, responses=errors(400, *STAFF))
     async def events(
         self,
         deps: NamedDependency[Deps],
         request: Request[Any, Any, Any],
         after: Annotated[int, QueryParameter(ge=0, description="the last sequence you have")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 500,
-    ) -> dict[str, Any]:
+    ) -> Events:
         """Outbox events after a sequence number, oldest first, with the cursor to ask for next.
 
         Authorised by the sync API key (``X-Sync-Key``) or an admin's bearer token.
@@ -39,12 +41,13 @@ class SyncController(Controller):
         more = len(batch) > limit
         batch = batch[:limit]
         site = deps.config.site.id
-        return {
+        view = {
             "site_id": site,
             "events": [outbox.envelope(row, site) for row in batch],
             "next": batch[-1]["id"] if batch else after,
             "has_more": more,
         }
+        return typed(Events, view)
 
 
 def _authorise(deps: Deps, request: Request[Any, Any, Any]) -> None:
@@ -72,4 +75,6 @@ def _authorise(deps: Deps, request: Request[Any, Any, Any]) -> None:
 
 @get("/metrics", opt=PUBLIC, tags=["System"], include_in_schema=False)
 async def metrics(deps: NamedDependency[Deps]) -> Response[bytes]:
-    return Response(content=generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # CONTENT_TYPE_LATEST carries "; charset=utf-8", which Litestar would add a second time.
+    media_type = CONTENT_TYPE_LATEST.partition("; charset")[0]
+    return Response(content=generate_latest(deps.metrics.registry), media_type=media_type)

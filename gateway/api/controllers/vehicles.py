@@ -6,11 +6,13 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from gateway.api.auth import PUBLIC, admin
 from gateway.api.deps import Deps
-from gateway.api.params import Limit, Page, paged
+from gateway.api.errors import AUTH, BODY, STAFF, errors
+from gateway.api.params import Limit, Page, QueryId, paged
+from gateway.api.responses import Message, Vehicle, VehiclePage, VehicleType, typed
 from gateway.api.schemas import VehicleIn, VehicleTypeIn, VehicleUpdate, given
 from gateway.domain.plates import normalize_plate
 from gateway.errors import Forbidden
@@ -23,18 +25,19 @@ class VehicleTypeController(Controller):
     tags = ["Vehicles"]
 
     @get("/", opt=PUBLIC)
-    async def list_types(self, deps: NamedDependency[Deps]) -> list[dict[str, Any]]:
+    async def list_types(self, deps: NamedDependency[Deps]) -> list[VehicleType]:
         return [
-            vehicle_type_view(r) for r in rows(deps.db, "SELECT * FROM vehicle_types ORDER BY id")
+            typed(VehicleType, vehicle_type_view(r))
+            for r in rows(deps.db, "SELECT * FROM vehicle_types ORDER BY id")
         ]
 
-    @post("/", guards=[admin], status_code=201)
+    @post("/", guards=[admin], status_code=201, responses=errors(*BODY, *STAFF, 409))
     async def create_type(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[VehicleTypeIn],
-    ) -> dict[str, Any]:
+    ) -> VehicleType:
         type_id = await deps.write(
             request,
             lambda db, ctx: vehicles.create_vehicle_type(
@@ -45,44 +48,47 @@ class VehicleTypeController(Controller):
                 description=data.description,
             ),
         )
-        return deps.views().vehicle_type(type_id)
+        return typed(VehicleType, deps.views().vehicle_type(type_id))
 
 
 class VehicleController(Controller):
     path = "/vehicles"
     tags = ["Vehicles"]
 
-    @get("/")
+    @get("/", responses=errors(400, *AUTH))
     async def list_vehicles(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         page: Page = 1,
         limit: Limit = 20,
-        user_id: FromQuery[int | None] = None,
-    ) -> dict[str, Any]:
+        user_id: QueryId = None,
+    ) -> VehiclePage:
         """Customers and operators see their own vehicles; admins all (``user_id`` filters)."""
         actor = request.user
         owner = user_id if actor.is_admin else actor.id
         where, params = (["user_id = ?"], [owner]) if owner is not None else ([], [])
-        return paged(
-            deps.db,
-            key="vehicles",
-            table="vehicles",
-            where=where,
-            params=params,
-            page=page,
-            limit=limit,
-            render=deps.views().vehicle_row,
+        return typed(
+            VehiclePage,
+            paged(
+                deps.db,
+                key="vehicles",
+                table="vehicles",
+                where=where,
+                params=params,
+                page=page,
+                limit=limit,
+                render=deps.views().vehicle_row,
+            ),
         )
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def create_vehicle(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         data: JSONBody[VehicleIn],
-    ) -> dict[str, Any]:
+    ) -> Vehicle:
         actor = request.user
         owner = actor.id
         if data.user_id is not None and data.user_id != actor.id:
@@ -104,36 +110,36 @@ class VehicleController(Controller):
                 is_ev=data.is_ev,
             ),
         )
-        return deps.views().vehicle(vehicle_id)
+        return typed(Vehicle, deps.views().vehicle(vehicle_id))
 
-    @get("/plate/{plate:str}")
+    @get("/plate/{plate:str}", responses=errors(*STAFF, 404, 422))
     async def by_plate(
         self, deps: NamedDependency[Deps], request: Request[Actor, Any, Any], plate: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> Vehicle:
         ctx = deps.ctx(request)
         row = vehicles.find_by_plate(deps.db, ctx, normalize_plate(plate))
-        return deps.views().vehicle_row(row)
+        return typed(Vehicle, deps.views().vehicle_row(row))
 
-    @put("/{vehicle_id:int}")
+    @put("/{vehicle_id:int}", responses=errors(*BODY, *STAFF, 404))
     async def update_vehicle(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         vehicle_id: FromPath[int],
         data: JSONBody[VehicleUpdate],
-    ) -> dict[str, Any]:
+    ) -> Vehicle:
         changes = given(data)
         await deps.write(
             request, lambda db, ctx: vehicles.update_vehicle(db, ctx, vehicle_id, changes)
         )
-        return deps.views().vehicle(vehicle_id)
+        return typed(Vehicle, deps.views().vehicle(vehicle_id))
 
-    @delete("/{vehicle_id:int}", status_code=200)
+    @delete("/{vehicle_id:int}", status_code=200, responses=errors(400, *STAFF, 404, 409))
     async def delete_vehicle(
         self,
         deps: NamedDependency[Deps],
         request: Request[Actor, Any, Any],
         vehicle_id: FromPath[int],
-    ) -> dict[str, Any]:
+    ) -> Message:
         await deps.write(request, lambda db, ctx: vehicles.delete_vehicle(db, ctx, vehicle_id))
-        return {"message": f"vehicle {vehicle_id} removed"}
+        return Message(message=f"vehicle {vehicle_id} removed")
