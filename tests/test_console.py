@@ -20,6 +20,7 @@ from tests.conftest import (
     ALICE,
     OPERATOR,
     PASSWORD,
+    SECRET,
     ManualClock,
     Running,
     config_from,
@@ -101,6 +102,25 @@ def test_sign_in_is_refused_to_customers_wrong_passwords_and_forged_forms(site: 
             data={"_csrf": "guess", "email": "operator@example.com", "password": PASSWORD},
         )
         assert r.status_code == 403 and "carpark_console" not in forged.cookies
+
+
+def test_sign_in_shares_the_apis_login_throttle(tmp_path: Path, clock: ManualClock) -> None:
+    """Guessing through the console counts against the same account as guessing through the
+    API: the console is not a way around the throttle, and the right password is refused too."""
+    config = config_from(tmp_path, auth={"secret_key": SECRET, "login_failure_delay_ms": 0})
+    with running(config, clock, users=(OPERATOR,)) as gw:
+        limit = gw.daemon.config.auth.login_max_failures_per_account
+        with console_client(gw.base_url) as guesser:
+            for _ in range(limit):
+                assert sign_in(guesser, "operator@example.com", "wrong").status_code == 401
+            locked = sign_in(guesser, "operator@example.com", PASSWORD)
+            assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+            assert "carpark_console" not in guesser.cookies
+        with httpx.Client(base_url=gw.base_url + "/api/v1") as api:
+            r = api.post(
+                "/auth/login", data={"username": "operator@example.com", "password": PASSWORD}
+            )
+            assert r.status_code == 429, r.text
 
 
 def test_a_demoted_account_loses_the_console_at_once(site: Running) -> None:
