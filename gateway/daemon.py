@@ -68,6 +68,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.charger: Charger = StationChargers(None)
         self.csms: Csms | None = None
+        self.mqtt: MqttBridge | None = None
         self.lanes: LaneManager | None = None
         self.deps: Deps | None = None
         self.metrics: Metrics | None = None
@@ -130,7 +131,9 @@ class Daemon:
             self.deps = deps
             upstream: list[tuple[str, Callable[[], Awaitable[None]]]] = []
             if cfg.mqtt.enabled:
-                bridge = MqttBridge(deps, cfg.mqtt, CommandHandler(deps, self.lanes), metrics)
+                self.mqtt = bridge = MqttBridge(
+                    deps, cfg.mqtt, CommandHandler(deps, self.lanes), metrics
+                )
                 upstream.append(("mqtt", bridge.run))
             if cfg.ocpp.enabled:
                 self.csms = csms = Csms(deps, cfg.ocpp, cfg.ocpp_chargers)

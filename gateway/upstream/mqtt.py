@@ -42,6 +42,20 @@ CHANNEL = "mqtt"
 BATCH = 1000
 
 
+def reconnect_delay(failures: int, nodes: int) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row, with ``nodes`` to try.
+
+    Within the first round over the nodes: 0.05..0.3 s, so a dead node costs the next one
+    well under a second. After each full round that failed: aiomqtt's jittered exponential
+    backoff (``uniform(0, 1.5 ** round)``), at most about 9 s, so a fleet's sites come
+    back spread over seconds, and none waits long after the broker is back.
+    """
+    rounds = (failures - 1) // max(1, nodes)
+    if rounds == 0:
+        return random.uniform(0.05, 0.3)
+    return 0.2 + random.uniform(0, 1.5 ** min(8, rounds)) / 3
+
+
 class MqttBridge:
     def __init__(
         self, deps: Deps, config: MqttConfig, commands: CommandHandler, metrics: Any
@@ -50,6 +64,7 @@ class MqttBridge:
         self.site_id = deps.config.site.id
         self.prefix = (config.topic_prefix or f"carpark/{self.site_id}").rstrip("/")
         self.connected = False
+        self.host: str | None = None  # "host:port" of the node in use, when connected
         self._wake = asyncio.Event()
         self._state_dirty = asyncio.Event()
         self._published_state: dict[str, str] = {}
@@ -65,7 +80,7 @@ class MqttBridge:
         self._state_dirty.set()
 
     # -- connection -----------------------------------------------------------------------
-    def _client(self) -> aiomqtt.Client:
+    def _client(self, host: str, port: int) -> aiomqtt.Client:
         c = self.config
         tls = None
         if c.ca_file:
@@ -73,13 +88,13 @@ class MqttBridge:
             if c.cert_file:
                 tls.load_cert_chain(c.cert_file, c.key_file or None)
         client = aiomqtt.Client(
-            c.host,
-            c.port,
+            host,
+            port,
             identifier=c.client_id or f"carpark-{self.site_id}",
             username=c.username or None,
             password=c.password or None,
             keepalive=c.keepalive,
-            protocol=ProtocolVersion.V5,
+            protocol=ProtocolVersion.V5 if c.protocol == "5" else ProtocolVersion.V311,
             tls_context=tls,
             timeout=10,
             will=Will(f"{self.prefix}/status", "offline", qos=1, retain=True),
@@ -93,47 +108,69 @@ class MqttBridge:
         return client
 
     async def run(self) -> None:
-        attempt = 0
+        """Stay connected to one node of the broker, moving to the next when it is lost.
+
+        Each failure moves to the next node of ``mqtt.hosts``. The wait before the next
+        attempt is short and jittered while there are nodes left to try in this round (a
+        cluster's other nodes are usually up: fail over at once), and grows exponentially,
+        still jittered, with each full round that failed (the whole broker is down: do not
+        hammer it, and do not let hundreds of sites reconnect in step). Publishing resumes
+        from the durable cursor, so whichever node the bridge lands on gets every event not
+        acknowledged before.
+        """
+        endpoints = self.config.endpoints
+        index, failures = 0, 0
         while True:
+            host, port = endpoints[index]
             started = time.monotonic()
             try:
-                async with self._client() as client:
-                    self.connected = True
-                    self.metrics.reconnects.labels(CHANNEL).inc()
-                    log.info(
-                        "mqtt_connected",
-                        host=self.config.host,
-                        port=self.config.port,
-                        prefix=self.prefix,
-                    )
-                    await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
-                    await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
-                    self._published_state.clear()  # a new session: republish the state
-                    self._state_dirty.set()
-                    try:
-                        async with asyncio.TaskGroup() as tg:
-                            tg.create_task(self._relay(client), name="mqtt.relay")
-                            tg.create_task(self._listen(client), name="mqtt.commands")
-                            tg.create_task(self._state(client), name="mqtt.state")
-                    except asyncio.CancelledError:
-                        # A clean shutdown sends no will: say it ourselves, briefly.
-                        with contextlib.suppress(Exception):
-                            await asyncio.wait_for(
-                                client.publish(
-                                    f"{self.prefix}/status", "offline", qos=1, retain=True
-                                ),
-                                2,
-                            )
-                        raise
+                await self._session(host, port)
             except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
                 error = group.exceptions[0]
-                log.warning("mqtt_disconnected", error=str(error) or type(error).__name__)
+                log.warning(
+                    "mqtt_disconnected",
+                    host=host,
+                    port=port,
+                    error=str(error) or type(error).__name__,
+                )
             finally:
                 self.connected = False
+                self.host = None
             if time.monotonic() - started > 30:
-                attempt = 0
-            attempt += 1
-            await asyncio.sleep(min(30.0, random.uniform(0, 1.5 ** min(10, attempt)) / 3 + 0.2))
+                failures = 0  # it had been up for a while: a fresh incident
+            failures += 1
+            index = (index + 1) % len(endpoints)
+            await asyncio.sleep(reconnect_delay(failures, len(endpoints)))
+
+    async def _session(self, host: str, port: int) -> None:
+        async with self._client(host, port) as client:
+            self.connected = True
+            self.host = f"{host}:{port}"
+            self.metrics.reconnects.labels(CHANNEL).inc()
+            log.info(
+                "mqtt_connected",
+                host=host,
+                port=port,
+                protocol=self.config.protocol,
+                prefix=self.prefix,
+            )
+            await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
+            await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
+            self._published_state.clear()  # a new session: republish the state
+            self._state_dirty.set()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._relay(client), name="mqtt.relay")
+                    tg.create_task(self._listen(client), name="mqtt.commands")
+                    tg.create_task(self._state(client), name="mqtt.state")
+            except asyncio.CancelledError:
+                # A clean shutdown sends no will: say it ourselves, briefly.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        client.publish(f"{self.prefix}/status", "offline", qos=1, retain=True),
+                        2,
+                    )
+                raise
 
     # -- events ---------------------------------------------------------------------------
     async def _relay(self, client: aiomqtt.Client) -> None:
@@ -234,7 +271,7 @@ class MqttBridge:
             await client.publish(f"{base}{name}/result", body, qos=1)
             props = getattr(message, "properties", None)
             response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-            if response_topic:
+            if response_topic:  # MQTT 5 only: 3.1.1 has no properties
                 reply = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 correlation = getattr(props, "CorrelationData", None)
                 if correlation is not None:

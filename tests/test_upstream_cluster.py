@@ -1,0 +1,163 @@
+"""Upstream over a clustered broker: three NATS servers (JetStream, MQTT listener).
+
+The gateway is configured with the three nodes (``[mqtt] hosts``) and MQTT 3.1.1, the
+only version NATS speaks; the central system is a persistent-session QoS 1 subscriber on
+another node than the gateway's. The node the gateway is connected to is killed (-9) in
+the middle of a burst, and in the other test the whole cluster is down for 30 s; either
+way the central receives every event, with no gap in ``sequence`` after dedup by
+``event_id``. (Order of first arrival is not asserted across a failover: a resend may
+follow an event the dead node had already forwarded. The central orders by ``sequence``.)
+
+The cluster is started per test on free loopback ports (never the machine's own NATS on
+4222). The 30 s outage test mostly waits, so it costs one xdist worker, not the suite.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ManualClock, Running, config_from, start_daemon
+from tests.nats_peer import NatsCluster
+from tests.peers import Central, wait_for
+
+PREFIX = "carpark/test-site"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    c = NatsCluster(tmp_path / "nats").start()
+    yield c
+    c.close()
+
+
+def gateway(tmp_path: Path, hosts: list[str]) -> Iterator[Running]:
+    config = config_from(
+        tmp_path,
+        mqtt={"hosts": hosts, "protocol": "3.1.1", "keepalive": 5},
+    )
+    clock = ManualClock()
+    daemon, thread = start_daemon(config, clock)
+    gw = Running(daemon=daemon, clock=clock, base_url=f"http://127.0.0.1:{daemon.port}")
+    gw.user("operator@example.com", "operator")
+    try:
+        yield gw
+    finally:
+        daemon.request_stop()
+        thread.join(15)
+
+
+def central_on(cluster: NatsCluster, index: int) -> Central:
+    c = Central(cluster.nodes[index].mqtt_port, f"{PREFIX}/events/#", protocol="3.1.1")
+    wait_for(lambda: c.client.is_connected(), timeout=10, what="central connected")
+    time.sleep(0.5)  # the SUBACK: the session's consumer exists before events flow
+    return c
+
+
+def outbox_sequences(gw: Running) -> list[int]:
+    reader = gw.store.reader
+    return [r[0] for r in reader.execute("SELECT id FROM outbox ORDER BY id").fetchall()]
+
+
+def assert_every_event(central: Central, gw: Running, timeout: float) -> dict[str, Any]:
+    """Every outbox event at the central once after dedup by event_id, no gap in sequence."""
+    expected = set(outbox_sequences(gw))
+
+    def complete() -> bool:
+        return {e["sequence"] for e in central.events()} >= expected
+
+    wait_for(complete, timeout=timeout, interval=0.2, what=f"{len(expected)} events at central")
+    unique = {e["event_id"]: e for e in central.events()}
+    sequences = sorted(e["sequence"] for e in unique.values())
+    assert sequences == list(range(1, max(sequences) + 1)), "a gap in the sequence"
+    assert len(sequences) == len(set(sequences)), "two event_ids for one sequence"
+    assert set(sequences) == expected
+    return unique
+
+
+def entries(gw: Running, count: int, prefix: str, pause: float = 0.0) -> None:
+    with gw.client("operator@example.com") as op:
+        for n in range(count):
+            r = op.post("/sessions/entry", json={"license_plate": f"{prefix}{n}"})
+            assert r.status_code == 201, r.text
+            if pause:
+                time.sleep(pause)
+
+
+def test_node_killed_mid_burst_fails_over_to_another_node(
+    tmp_path: Path, cluster: NatsCluster
+) -> None:
+    central = central_on(cluster, 2)
+    try:
+        # The gateway starts on node 1; node 3 is the central's.
+        for gw in gateway(tmp_path, cluster.hosts()):
+            bridge = gw.daemon.mqtt
+            assert bridge is not None
+            wait_for(lambda: bridge.connected, timeout=10, what="gateway connected")
+            first = bridge.host
+            assert first == cluster.hosts()[0]
+            done = threading.Event()
+
+            def produce(gw: Running = gw) -> None:
+                entries(gw, 300, "FAIL", pause=0.005)  # a steady ~150 entries/s at most
+                done.set()
+
+            worker = threading.Thread(target=produce)
+            worker.start()
+            wait_for(lambda: len(central.events()) > 150, timeout=30, what="events flowing")
+            cluster.node_on(int(first.rsplit(":", 1)[1])).kill()
+            killed_at = time.monotonic()
+            wait_for(
+                lambda: bridge.connected and bridge.host not in (None, first),
+                timeout=40,
+                what="failover to another node",
+            )
+            failover_s = time.monotonic() - killed_at
+            worker.join(60)
+            assert done.is_set()
+            unique = assert_every_event(central, gw, timeout=60)
+            assert sum(e["type"] == "session_started" for e in unique.values()) == 300
+            assert failover_s < 5, f"failover took {failover_s:.1f} s"
+    finally:
+        central.close()
+
+
+def test_whole_cluster_down_for_30_s_loses_nothing(tmp_path: Path, cluster: NatsCluster) -> None:
+    central = central_on(cluster, 1)
+    try:
+        for gw in gateway(tmp_path, cluster.hosts()):
+            bridge = gw.daemon.mqtt
+            assert bridge is not None
+            entries(gw, 20, "BEFORE")
+            wait_for(lambda: len(central.events()) >= 40, timeout=20, what="first events")
+            cluster.kill_all()
+            down_at = time.monotonic()
+            wait_for(lambda: not bridge.connected, timeout=10, what="gateway sees the outage")
+            entries(gw, 200, "DOWN")  # committed while no node is up
+            time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
+            assert not bridge.connected
+            cluster.start(timeout=60)
+            unique = assert_every_event(central, gw, timeout=90)
+            plates = [
+                e["data"]["license_plate"]
+                for e in unique.values()
+                if e["type"] == "session_started"
+            ]
+            assert sum(p.startswith("DOWN") for p in plates) == 200
+            # The retained status is back to online on the restarted cluster.
+            late = Central(cluster.nodes[2].mqtt_port, f"{PREFIX}/status", "late", "3.1.1")
+            try:
+                wait_for(
+                    lambda: any(m[1] == b"online" and m[2] for m in late.on(f"{PREFIX}/status")),
+                    timeout=10,
+                    what="retained online",
+                )
+            finally:
+                late.close()
+    finally:
+        central.close()
