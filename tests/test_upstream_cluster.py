@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     c.close()
 
 
+@contextmanager
 def gateway(tmp_path: Path, hosts: list[str]) -> Iterator[Running]:
     config = config_from(
         tmp_path,
@@ -95,7 +97,7 @@ def test_node_killed_mid_burst_fails_over_to_another_node(
     central = central_on(cluster, 2)
     try:
         # The gateway starts on node 1; node 3 is the central's.
-        for gw in gateway(tmp_path, cluster.hosts()):
+        with gateway(tmp_path, cluster.hosts()) as gw:
             bridge = gw.daemon.mqtt
             assert bridge is not None
             wait_for(lambda: bridge.connected, timeout=10, what="gateway connected")
@@ -103,7 +105,7 @@ def test_node_killed_mid_burst_fails_over_to_another_node(
             assert first == cluster.hosts()[0]
             done = threading.Event()
 
-            def produce(gw: Running = gw) -> None:
+            def produce() -> None:
                 entries(gw, 300, "FAIL", pause=0.005)  # a steady ~150 entries/s at most
                 done.set()
 
@@ -130,7 +132,7 @@ def test_node_killed_mid_burst_fails_over_to_another_node(
 def test_whole_cluster_down_for_30_s_loses_nothing(tmp_path: Path, cluster: NatsCluster) -> None:
     central = central_on(cluster, 1)
     try:
-        for gw in gateway(tmp_path, cluster.hosts()):
+        with gateway(tmp_path, cluster.hosts()) as gw:
             bridge = gw.daemon.mqtt
             assert bridge is not None
             entries(gw, 20, "BEFORE")
