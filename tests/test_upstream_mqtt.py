@@ -415,3 +415,90 @@ def test_daemon_killed_mid_burst_resends_and_loses_nothing(
     finally:
         restarted.terminate()
         restarted.wait(20)
+
+
+def exit_decision(gw: Running, plate: str) -> Any:
+    """What the exit lane decides for this plate now (the lane's own decision code)."""
+    import asyncio
+
+    from gateway.domain.lanes import Credential
+
+    lanes, loop = gw.daemon.lanes, gw.daemon._loop
+    assert lanes is not None and loop is not None
+    spec = lanes.get("exit-1").spec
+    coro = lanes.decider.decide(spec, Credential(kind="plate", value=plate), "normal")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(5)
+
+
+def membership_body(request_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "external_id": "CRM-1001",
+        "plan": "Fleet unlimited",
+        "vehicles": ["mem-1"],
+        "valid_from": "2020-01-01",
+        "valid_to": "2099-12-31",
+        "status": "active",
+        **fields,
+    }
+
+
+def test_central_memberships_are_recognised_at_the_lane_at_once(
+    gw: Running, central: Central
+) -> None:
+    db = gw.daemon.config.database.path
+    rate = {"name": "Hourly", "amount": 3.0, "effective_from": "2020-01-01T00:00:00Z"}
+    assert command(central, "upsert_rate", {"request_id": "m-r", **rate})["status"] == "ok"
+    plan = {"name": "Fleet unlimited", "duration_months": 1, "price": 0, "vehicle_limit": 2}
+    plan["discount_percentage"] = 100
+    assert command(central, "upsert_plan", {"request_id": "m-p", **plan})["status"] == "ok"
+    with gw.client("operator@example.com") as op:
+        assert op.post("/sessions/entry", json={"license_plate": "MEM1"}).status_code == 201
+    gw.daemon.clock.advance(hours=2)
+    assert exit_decision(gw, "MEM1").reason == "unpaid"
+
+    r = command(central, "upsert_membership", membership_body("m-1"))
+    assert r["status"] == "ok" and r["data"]["created"] is True, r
+    decision = exit_decision(gw, "MEM1")  # no wait: the committed command is what it reads
+    assert decision.allowed and decision.reason == "member"
+    events = [e for e in outbox_events(db) if e[0] == "membership_upserted"]
+    assert len(events) == 1 and events[0][1]["plates"] == ["MEM1"]
+    assert events[0][1]["external_id"] == "CRM-1001"
+
+    # Idempotent by request_id: the stored result, nothing done twice.
+    again = command(central, "upsert_membership", membership_body("m-1", vehicles=[]))
+    assert again["duplicate"] is True and again["data"] == r["data"]
+    assert exit_decision(gw, "MEM1").reason == "member"
+    # Upsert by external_id: a second plate, the same membership.
+    r2 = command(central, "upsert_membership", membership_body("m-2", vehicles=["MEM1", "MEM2"]))
+    assert r2["data"] == {**r["data"], "created": False}
+    assert len([e for e in outbox_events(db) if e[0] == "membership_upserted"]) == 2
+
+    before = outbox_ids(db)
+    for body, message in [
+        (membership_body("m-b1", plan="No such plan"), "no membership plan"),
+        (membership_body("m-b2", vehicles=["A1", "A2", "A3"]), "at most 2"),
+        (membership_body("m-b3", valid_to="2019-01-01"), "before valid_from"),
+        (membership_body("m-b4", valid_from="yesterday"), "valid_from"),
+        (membership_body("m-b5", status="gold"), "status"),
+        (membership_body("m-b6", vehicle=["X"]), "unknown field"),
+        ({"request_id": "m-b7"}, "external_id"),
+    ]:
+        result = command(central, "upsert_membership", body)
+        assert result["status"] == "error" and message in result["error"], (body, result)
+    assert outbox_ids(db) == before  # refused commands changed nothing
+
+    r = command(central, "cancel_membership", {"request_id": "m-c", "external_id": "CRM-1001"})
+    assert r["status"] == "ok" and r["data"]["status"] == "cancelled"
+    assert exit_decision(gw, "MEM1").reason == "unpaid"
+    cancelled = [e for e in outbox_events(db) if e[0] == "membership_cancelled"]
+    assert [e[1]["external_id"] for e in cancelled] == ["CRM-1001"]
+    missing = command(central, "cancel_membership", {"request_id": "m-c2", "external_id": "nope"})
+    assert missing["status"] == "error" and "no membership" in missing["error"]
+
+
+def outbox_events(db_path: str) -> list[tuple[str, dict[str, Any]]]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    with conn:
+        rows = conn.execute("SELECT type, payload FROM outbox ORDER BY id").fetchall()
+    return [(t, json.loads(p)) for t, p in rows]

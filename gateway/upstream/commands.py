@@ -7,13 +7,19 @@ nothing twice. A malformed command gets an error result and changes nothing.
 
 Commands: ``open_lane``, ``set_lane_mode``, ``upsert_rate``, ``deactivate_rate``,
 ``upsert_discount``, ``deactivate_discount``, ``upsert_plan``, ``deactivate_plan``,
-``upsert_plate_list``.
+``upsert_plate_list``, ``upsert_membership``, ``cancel_membership``. Each has its input
+Struct in :data:`COMMANDS` (what the AsyncAPI document publishes as its payload schema).
+
+Central accounts are not pushed down: a site's console is for its own staff, whose
+accounts the site makes (``carpark-gateway user create``); memberships sold centrally
+need no local account, they cover plates (see :mod:`gateway.services.memberships`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -86,6 +92,26 @@ class UpsertPlateList(Struct):
     remove: Annotated[list[Removal], Meta(max_length=10_000)] = msgspec.field(default_factory=list)
 
 
+ExternalId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^\S+$")]
+
+
+class UpsertMembership(Struct, forbid_unknown_fields=True):
+    """A membership sold centrally: the whole of it, replacing what the site had."""
+
+    request_id: RequestId
+    external_id: ExternalId
+    plan: Annotated[str, Meta(min_length=1, max_length=100)]  # the plan's name
+    vehicles: Annotated[list[PlateText], Meta(max_length=50)]  # licence plates
+    valid_from: date
+    valid_to: date
+    status: Literal["active", "suspended", "cancelled", "expired"] = "active"
+
+
+class CancelMembership(Struct, forbid_unknown_fields=True):
+    request_id: RequestId
+    external_id: ExternalId
+
+
 class CommandError(Exception):
     """The command cannot be carried out; the message goes into the error result."""
 
@@ -104,6 +130,8 @@ class CommandHandler:
             "upsert_plan": self._upsert_plan,
             "deactivate_plan": self._deactivate_plan,
             "upsert_plate_list": self._upsert_plate_list,
+            "upsert_membership": self._upsert_membership,
+            "cancel_membership": self._cancel_membership,
         }
         self._lane_commands: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "open_lane": self._open_lane,
@@ -359,6 +387,25 @@ class CommandHandler:
             return {"upserted": len(entries), "removed": removed}
 
         return run
+
+    # -- memberships sold centrally -----------------------------------------------------------
+    def _upsert_membership(self, raw: dict[str, Any], ctx: Ctx) -> Callable[[Database], Any]:
+        cmd = msgspec.convert(raw, UpsertMembership, strict=False)
+        plates_ = [normalize_plate(p) for p in cmd.vehicles]
+        return lambda db: memberships.upsert_central(
+            db,
+            ctx,
+            external_id=cmd.external_id,
+            plan_name=cmd.plan.strip(),
+            plates=plates_,
+            valid_from=cmd.valid_from,
+            valid_to=cmd.valid_to,
+            status=cmd.status,
+        )
+
+    def _cancel_membership(self, raw: dict[str, Any], ctx: Ctx) -> Callable[[Database], Any]:
+        cmd = msgspec.convert(raw, CancelMembership, strict=True)
+        return lambda db: memberships.cancel_central(db, ctx, cmd.external_id)
 
 
 def _store(db: Database, request_id: str, name: str, result: Result, ctx: Ctx) -> None:
