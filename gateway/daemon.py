@@ -43,7 +43,7 @@ from gateway.metrics import Metrics
 from gateway.ports import Charger
 from gateway.services import SYSTEM, Ctx, memberships, reservations
 from gateway.store import Store
-from gateway.store.outbox import append as record_event
+from gateway.store import outbox as store_outbox
 from gateway.systemd import notify, watchdog_interval, watchdog_loop
 from gateway.timeutil import Clock, SystemClock
 from gateway.upstream import outbox
@@ -243,7 +243,7 @@ async def housekeeping(deps: Deps, channels: list[str]) -> None:
             pruned = outbox.prune(db, channels, ctx.now - retention)
             backlog = max((outbox.depth(db, c)[0] for c in channels), default=0)
             if backlog > threshold and not alarmed:
-                record_event(
+                store_outbox.append(
                     db,
                     "outbox_backlog_alarm",
                     {"undelivered": backlog, "threshold": threshold},

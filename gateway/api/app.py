@@ -38,7 +38,9 @@ from gateway.api.controllers.vehicles import VehicleController, VehicleTypeContr
 from gateway.api.deps import Deps
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.schemas import strict_json_body
+from gateway.config import Config
 from gateway.services import scalar
+from gateway.upstream.asyncapi import document as asyncapi_document
 
 API_CONTROLLERS: list[Any] = [
     AuthController,
@@ -72,6 +74,16 @@ async def health(deps: NamedDependency[Deps]) -> dict[str, Any]:
     return {"status": "ok", "version": gateway.__version__, "site": deps.config.site.id}
 
 
+def site_asyncapi(config: Config) -> dict[str, Any]:
+    """The MQTT contract of this site: its own topic prefix and brokers, AsyncAPI 2.6."""
+    return asyncapi_document(
+        (config.mqtt.topic_prefix or f"carpark/{config.site.id}").rstrip("/"),
+        servers=config.mqtt.endpoints,
+        protocol=config.mqtt.protocol,
+        software_version=gateway.__version__,
+    )
+
+
 def create_app(
     deps: Deps, *, extra_handlers: list[Any] | None = None, on_app_init: list[Any] | None = None
 ) -> Litestar:
@@ -102,6 +114,15 @@ def create_app(
 
     # /metrics only when there are metrics to show (otherwise it is a 404, not a 500).
     handlers: list[Any] = [api, health, *([metrics] if deps.metrics is not None else [])]
+    if deps.config.http.docs:
+        contract = site_asyncapi(deps.config)
+
+        @get("/asyncapi.json", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
+        def asyncapi() -> dict[str, Any]:
+            """The MQTT topics, payload schemas, QoS and retain flags (linked from ``/``)."""
+            return contract
+
+        handlers.append(asyncapi)
     return Litestar(
         route_handlers=handlers,
         middleware=[deps.metrics.middleware()] if deps.metrics is not None else [],

@@ -112,6 +112,150 @@ class CancelMembership(Struct, forbid_unknown_fields=True):
     external_id: ExternalId
 
 
+# -- the documented payloads (what /asyncapi.json publishes for each command) ------------------
+# The create/change forms of the upserts take the API's own input Structs plus the command's
+# keys, so the document follows the API's fields. (Issue 13 will let the handlers convert
+# into these directly; today they convert into the same API Structs field by field.)
+
+
+class UpsertRateNew(RateIn, kw_only=True):
+    """Without ``id``: a new rate."""
+
+    request_id: RequestId
+
+
+class UpsertRateChange(RateUpdate, kw_only=True):
+    """With the ``id`` of an existing rate: the given fields change."""
+
+    request_id: RequestId
+    id: Id
+
+
+class UpsertDiscount(DiscountIn, kw_only=True):
+    """A new code: a new discount."""
+
+    request_id: RequestId
+
+
+class UpsertDiscountChange(DiscountUpdate, kw_only=True):
+    """An existing code: the given fields change."""
+
+    request_id: RequestId
+    code: Annotated[str, Meta(min_length=1, max_length=50)]
+
+
+class UpsertPlan(PlanIn, kw_only=True):
+    """A new name: a new plan."""
+
+    request_id: RequestId
+
+
+class UpsertPlanChange(PlanUpdate, kw_only=True):
+    """An existing name: the given fields change."""
+
+    request_id: RequestId
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class CommandDoc(Struct, frozen=True):
+    summary: str
+    payload: tuple[type[Struct], ...]  # one of these
+    example: dict[str, Any]
+
+
+COMMANDS: dict[str, CommandDoc] = {
+    "open_lane": CommandDoc(
+        "Open a lane's barrier once (an operator's open, audited with the reason).",
+        (OpenLane,),
+        {"request_id": "c-1", "lane_id": "exit-1", "reason": "ambulance"},
+    ),
+    "set_lane_mode": CommandDoc(
+        "Put a lane in a mode.",
+        (SetLaneMode,),
+        {"request_id": "c-2", "lane_id": "exit-1", "mode": "free_exit"},
+    ),
+    "upsert_rate": CommandDoc(
+        "Create a rate, or change the given fields of the rate ``id``.",
+        (UpsertRateNew, UpsertRateChange),
+        {
+            "request_id": "c-3",
+            "name": "Central hourly",
+            "amount": 3.5,
+            "effective_from": "2024-01-01T00:00:00Z",
+        },
+    ),
+    "deactivate_rate": CommandDoc("Stop using a rate.", (ById,), {"request_id": "c-4", "id": 1}),
+    "upsert_discount": CommandDoc(
+        "Create a discount code, or change the given fields of an existing code.",
+        (UpsertDiscount, UpsertDiscountChange),
+        {
+            "request_id": "c-5",
+            "code": "CENTRAL10",
+            "name": "Central 10%",
+            "value": 10,
+            "valid_from": "2024-01-01T00:00:00Z",
+            "valid_to": "2030-01-01T00:00:00Z",
+        },
+    ),
+    "deactivate_discount": CommandDoc(
+        "Stop accepting a discount code.", (ByCode,), {"request_id": "c-6", "code": "CENTRAL10"}
+    ),
+    "upsert_plan": CommandDoc(
+        "Create a membership plan, or change the given fields of the plan ``name``.",
+        (UpsertPlan, UpsertPlanChange),
+        {
+            "request_id": "c-7",
+            "name": "Fleet",
+            "duration_months": 1,
+            "price": 0,
+            "vehicle_limit": 3,
+            "discount_percentage": 100,
+        },
+    ),
+    "deactivate_plan": CommandDoc(
+        "Stop selling a membership plan.", (ById,), {"request_id": "c-8", "id": 1}
+    ),
+    "upsert_plate_list": CommandDoc(
+        "Add or replace allow/deny list entries, and remove others.",
+        (UpsertPlateList,),
+        {
+            "request_id": "c-9",
+            "entries": [{"plate": "VIP1", "list": "allow", "lane_id": "exit-1"}],
+            "remove": [{"plate": "OLD1"}],
+        },
+    ),
+    "upsert_membership": CommandDoc(
+        "Create or replace the membership ``external_id`` sold centrally; its plates are"
+        " recognised by the lanes as soon as the result is ok.",
+        (UpsertMembership,),
+        {
+            "request_id": "c-10",
+            "external_id": "CRM-1001",
+            "plan": "Fleet",
+            "vehicles": ["AB123CD"],
+            "valid_from": "2024-01-01",
+            "valid_to": "2030-12-31",
+            "status": "active",
+        },
+    ),
+    "cancel_membership": CommandDoc(
+        "Cancel the membership ``external_id``.",
+        (CancelMembership,),
+        {"request_id": "c-11", "external_id": "CRM-1001"},
+    ),
+}
+
+
+class CommandResult(Struct, forbid_unknown_fields=True):
+    """What ``cmd/<name>/result`` carries (``request_id`` null for a message without one)."""
+
+    request_id: str | None
+    status: Literal["ok", "error"]
+    data: Any = msgspec.UNSET
+    error: str | msgspec.UnsetType = msgspec.UNSET
+    duplicate: bool | msgspec.UnsetType = msgspec.UNSET  # a repeat: the stored result
+
+
 class CommandError(Exception):
     """The command cannot be carried out; the message goes into the error result."""
 

@@ -1,9 +1,13 @@
-"""The MQTT link to the central system (aiomqtt, MQTT 5).
+"""The MQTT link to the central system (aiomqtt; MQTT 5, or 3.1.1 with ``mqtt.protocol``).
 
-Topics under ``carpark/{site_id}`` (or ``mqtt.topic_prefix``):
+Topics under ``carpark/{site_id}`` (or ``mqtt.topic_prefix``), each documented with its
+payload schema, QoS and retain flag in :mod:`gateway.upstream.asyncapi`:
 
 * ``status``: retained ``online`` once connected; the last will publishes a retained
   ``offline`` when the gateway dies, so the central system sees a dead site.
+* ``info``: retained :class:`~gateway.upstream.asyncapi.SiteInfo` (software version,
+  config fingerprint, lanes, chargers, event schema version), at every connection and
+  when it changes (a charger appears or reconnects).
 * ``events/{type}``: every outbox event, oldest first, QoS 1. The channel's cursor moves
   only over events whose PUBACK arrived, so after a broker outage, a reconnect or a
   restart the relay resumes from the oldest unacknowledged event. Duplicates are
@@ -11,30 +15,40 @@ Topics under ``carpark/{site_id}`` (or ``mqtt.topic_prefix``):
   deduplicates by ``event_id`` and orders by ``sequence``.
 * ``state/lanes/{id}``, ``state/zones/{id}``, ``state/ev-stations/{id}``: retained current
   state, republished on change.
-* ``cmd/{name}`` in, ``cmd/{name}/result`` out (and the MQTT 5 response topic with its
-  correlation data when the request carries one): see :mod:`gateway.upstream.commands`.
+* ``cmd/{name}`` in, ``cmd/{name}/result`` out (and, with MQTT 5, the response topic with
+  its correlation data when the request carries one): see :mod:`gateway.upstream.commands`.
+
+With ``mqtt.hosts`` the bridge is connected to one node of a clustered broker at a time
+and fails over to the next (:meth:`MqttBridge.run`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import json
 import random
 import ssl
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiomqtt
+import msgspec
 import structlog
 from aiomqtt import ProtocolVersion, Will
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+import gateway
 from gateway.api.deps import Deps
 from gateway.config import MqttConfig
+from gateway.events import EVENT_SCHEMA_VERSION
 from gateway.services import rows
 from gateway.upstream import outbox
+from gateway.upstream.asyncapi import ChargerInfo, LaneInfo, SiteInfo, StationState, ZoneState
 from gateway.upstream.commands import CommandHandler
 
 log = structlog.get_logger("gateway.upstream.mqtt")
@@ -68,6 +82,8 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._state_dirty = asyncio.Event()
         self._published_state: dict[str, str] = {}
+        self._fingerprint = config_fingerprint(deps.config)
+        self._started_at = deps.clock.now()
         self._pending_cursor = 0
         self._cursor_saved = asyncio.Event()
         deps.store.on_commit(self._on_commit)
@@ -298,34 +314,77 @@ class MqttBridge:
                     (f"{self.prefix}/state/lanes/{status['id']}", json.dumps(body, sort_keys=True))
                 )
         db = self.deps.store.reader
+        encode = msgspec.json.encode
         for z in rows(
             db,
             "SELECT zone_id, SUM(status = 'available') AS available, SUM(status = 'occupied') AS"
             " occupied, SUM(status = 'reserved') AS reserved, COUNT(*) AS total FROM spaces GROUP BY zone_id",
         ):
-            out.append(
-                (
-                    f"{self.prefix}/state/zones/{z['zone_id']}",
-                    json.dumps(
-                        {
-                            "zone_id": z["zone_id"],
-                            "available": z["available"],
-                            "occupied": z["occupied"],
-                            "reserved": z["reserved"],
-                            "total": z["total"],
-                        },
-                        sort_keys=True,
-                    ),
-                )
+            zone = ZoneState(
+                zone_id=z["zone_id"],
+                available=z["available"],
+                occupied=z["occupied"],
+                reserved=z["reserved"],
+                total=z["total"],
             )
+            out.append((f"{self.prefix}/state/zones/{z['zone_id']}", encode(zone).decode()))
         for s in rows(db, "SELECT id, status, space_id FROM ev_stations ORDER BY id"):
-            out.append(
-                (
-                    f"{self.prefix}/state/ev-stations/{s['id']}",
-                    json.dumps(
-                        {"station_id": s["id"], "status": s["status"], "space_id": s["space_id"]},
-                        sort_keys=True,
-                    ),
-                )
-            )
+            station = StationState(station_id=s["id"], status=s["status"], space_id=s["space_id"])
+            out.append((f"{self.prefix}/state/ev-stations/{s['id']}", encode(station).decode()))
+        out.append((f"{self.prefix}/info", encode(self.site_info()).decode()))
         return out
+
+    def site_info(self) -> SiteInfo:
+        config = self.deps.config
+        chargers = [
+            ChargerInfo(
+                id=c["id"],
+                vendor=c["vendor"],
+                model=c["model"],
+                firmware_version=c["firmware_version"],
+                connected=bool(c["connected"]),
+            )
+            for c in rows(
+                self.deps.store.reader,
+                "SELECT id, vendor, model, firmware_version, connected FROM ocpp_chargers ORDER BY id",
+            )
+        ]
+        return SiteInfo(
+            site_id=self.site_id,
+            site_name=config.site.name,
+            software_version=software_version(),
+            config_fingerprint=self._fingerprint,
+            event_schema_version=EVENT_SCHEMA_VERSION,
+            protocol="5" if self.config.protocol == "5" else "3.1.1",
+            lanes=[LaneInfo(id=lane.id, kind=lane.kind, name=lane.name) for lane in config.lanes],
+            chargers=chargers,
+            started_at=self._started_at,
+        )
+
+
+_SECRET_KEYS = frozenset({"secret_key", "password", "token", "api_key"})
+
+
+def config_fingerprint(config: Any) -> str:
+    """sha256 of the effective configuration (secrets and the file's path left out): two
+    sites with the same fingerprint run the same configuration."""
+
+    def clean(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        if isinstance(value, Mapping):
+            return {
+                str(k): "<secret>" if k in _SECRET_KEYS and v else clean(v)
+                for k, v in value.items()
+                if k != "source"
+            }
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    text = json.dumps(clean(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def software_version() -> str:
+    return gateway.__version__
