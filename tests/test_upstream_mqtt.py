@@ -502,3 +502,58 @@ def outbox_events(db_path: str) -> list[tuple[str, dict[str, Any]]]:
     with conn:
         rows = conn.execute("SELECT type, payload FROM outbox ORDER BY id").fetchall()
     return [(t, json.loads(p)) for t, p in rows]
+
+
+def test_retained_site_info_at_start_and_on_change(gw: Running, central: Central) -> None:
+    from gateway import __version__
+    from gateway.events import EVENT_SCHEMA_VERSION
+    from gateway.services import SYSTEM, charging
+
+    def infos() -> list[dict[str, Any]]:
+        return [json.loads(m[1]) for m in central.on(f"{PREFIX}/info")]
+
+    first = wait_for(lambda: infos(), what="site info")[-1]
+    assert first["site_id"] == "test-site" and first["software_version"] == __version__
+    assert first["event_schema_version"] == EVENT_SCHEMA_VERSION and first["protocol"] == "5"
+    assert len(first["config_fingerprint"]) == 64
+    assert SECRET not in json.dumps(first)
+    assert first["lanes"] == [{"id": "exit-1", "kind": "exit", "name": "exit-1"}]
+    assert first["chargers"] == []
+    # A charger boots: the info changes, and is republished (once, with the charger).
+    assert gw.daemon.deps is not None
+    ctx = gw.daemon.deps.ctx_for(SYSTEM)
+    boot = {"vendor": "ACME", "model": "W1", "serial_number": None, "firmware_version": "1.2"}
+    gw.store.write_sync(
+        lambda db: charging.charger_seen(db, ctx, "CP-7", connected=True, boot=boot)
+    )
+    latest = wait_for(lambda: len(infos()) > 1 and infos()[-1], what="info republished")
+    assert latest["chargers"] == [
+        {
+            "id": "CP-7",
+            "vendor": "ACME",
+            "model": "W1",
+            "firmware_version": "1.2",
+            "connected": True,
+        }
+    ]
+    assert {k: v for k, v in latest.items() if k != "chargers"} == {
+        k: v for k, v in first.items() if k != "chargers"
+    }
+    # A late subscriber gets it retained.
+    late = Central(central.client._port, f"{PREFIX}/info", client_id="late-info")
+    try:
+        retained = wait_for(lambda: late.on(f"{PREFIX}/info"), what="retained info")
+        assert retained[-1][2] is True and json.loads(retained[-1][1]) == latest
+    finally:
+        late.close()
+
+
+def test_config_fingerprint_follows_the_configuration_not_its_secrets(tmp_path: Path) -> None:
+    from gateway.upstream.mqtt import config_fingerprint
+
+    def fingerprint(**mqtt: Any) -> str:
+        return config_fingerprint(config_from(tmp_path, mqtt={"host": "broker", **mqtt}))
+
+    assert fingerprint() == fingerprint()
+    assert fingerprint(password="one") == fingerprint(password="two")  # secrets left out
+    assert fingerprint(keepalive=10) != fingerprint(keepalive=20)

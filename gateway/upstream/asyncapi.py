@@ -248,7 +248,7 @@ def document(
     if servers:
         document["servers"] = {
             f"node{i + 1}": {
-                "url": f"{host}:{port}",
+                "url": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "protocol": "mqtt",
                 "protocolVersion": protocol,
             }
