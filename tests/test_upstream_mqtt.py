@@ -61,6 +61,8 @@ def gateway(tmp_path: Path, broker: Broker) -> Iterator[Running]:
     gw = Running(daemon=daemon, clock=ManualClock(), base_url=f"http://127.0.0.1:{daemon.port}")
     gw.user("admin@example.com", "admin")
     gw.user("operator@example.com", "operator")
+    # Subscribed to its commands (a command sent before that would be lost: clean session).
+    wait_for(lambda: daemon.mqtt is not None and daemon.mqtt.connected, what="gateway connected")
     try:
         yield gw
     finally:

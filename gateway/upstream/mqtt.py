@@ -160,8 +160,6 @@ class MqttBridge:
 
     async def _session(self, host: str, port: int) -> None:
         async with self._client(host, port) as client:
-            self.connected = True
-            self.host = f"{host}:{port}"
             self.metrics.reconnects.labels(CHANNEL).inc()
             log.info(
                 "mqtt_connected",
@@ -172,6 +170,8 @@ class MqttBridge:
             )
             await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
             await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
+            # Connected means listening: a command sent from now on gets its result.
+            self.connected, self.host = True, f"{host}:{port}"
             self._published_state.clear()  # a new session: republish the state
             self._state_dirty.set()
             try:
