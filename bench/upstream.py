@@ -573,8 +573,9 @@ def cluster(args: argparse.Namespace, workdir: Path) -> None:
         entries = None
         unique, duplicates = check_all(daemon, central)
         print(f"failover checked: {unique} events, no gap after dedup, {duplicates} duplicates")
-        victim.start()
-        nats.wait_healthy(60)
+        victim.start()  # back for the next phase (its replicas catch up in the background)
+        wait(victim.mqtt_listening, 60, f"{victim.name} listening", 0.1)
+        time.sleep(3)
         # -- the whole cluster down ---------------------------------------------------------
         entries = Entries(daemon, args.rate)
         time.sleep(1)

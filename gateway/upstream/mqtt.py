@@ -161,6 +161,10 @@ class MqttBridge:
     async def _session(self, host: str, port: int) -> None:
         async with self._client(host, port) as client:
             self.metrics.reconnects.labels(CHANNEL).inc()
+            await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
+            await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
+            # Connected means listening: a command sent from now on gets its result.
+            self.connected, self.host = True, f"{host}:{port}"
             log.info(
                 "mqtt_connected",
                 host=host,
@@ -168,10 +172,6 @@ class MqttBridge:
                 protocol=self.config.protocol,
                 prefix=self.prefix,
             )
-            await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
-            await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
-            # Connected means listening: a command sent from now on gets its result.
-            self.connected, self.host = True, f"{host}:{port}"
             self._published_state.clear()  # a new session: republish the state
             self._state_dirty.set()
             try:
