@@ -463,7 +463,7 @@ def steady(daemon: Daemon, central: Subscriber, rate: float, seconds: float) -> 
 class Entries:
     """Vehicles entering through the API at a steady rate in a thread, until stopped."""
 
-    def __init__(self, daemon: Daemon, rate: float) -> None:
+    def __init__(self, daemon: Daemon, rate: float, prefix: str) -> None:
         token = Token(sub="1", exp=datetime.now(UTC) + timedelta(hours=1)).encode(SECRET, "HS256")
         self.client = httpx.Client(
             base_url=f"http://127.0.0.1:{daemon.port}/api/v1",
@@ -473,15 +473,19 @@ class Entries:
         self.interval = 2 / rate  # two events per entry of a new plate
         self.stop = threading.Event()
         self.count = 0
+        self.prefix = prefix  # new plates each phase: one still inside would be refused
+        self.failure: str | None = None
         self.thread = threading.Thread(target=self.run, name="entries")
         self.thread.start()
 
     def run(self) -> None:
         due = time.perf_counter()
         while not self.stop.is_set():
-            r = self.client.post("/sessions/entry", json={"license_plate": f"C{self.count:06d}"})
+            plate = f"{self.prefix}{self.count:06d}"
+            r = self.client.post("/sessions/entry", json={"license_plate": plate})
             if r.status_code != 201:
-                raise SystemExit(f"entry failed: {r.status_code} {r.text}")
+                self.failure = f"entry failed: {r.status_code} {r.text}"
+                return
             self.count += 1
             due += self.interval
             self.stop.wait(max(0.0, due - time.perf_counter()))
@@ -490,6 +494,8 @@ class Entries:
         self.stop.set()
         self.thread.join(30)
         self.client.close()
+        if self.failure:
+            raise SystemExit(self.failure)
 
 
 def connected_node(daemon: Daemon, after: float = 0.0) -> tuple[int, float] | None:
@@ -553,7 +559,7 @@ def cluster(args: argparse.Namespace, workdir: Path) -> None:
         daemon.wait_ready()
         node = wait(lambda: connected_node(daemon), 30, "the daemon's connection")
         # -- failover ---------------------------------------------------------------------
-        entries = Entries(daemon, args.rate)
+        entries = Entries(daemon, args.rate, "F")
         wait(lambda: central.count() > 2 * args.rate, 30, "events flowing", 0.05)
         victim = nats.node_on(node[0])
         cursor_before = daemon.cursor()
@@ -577,7 +583,7 @@ def cluster(args: argparse.Namespace, workdir: Path) -> None:
         wait(victim.mqtt_listening, 60, f"{victim.name} listening", 0.1)
         time.sleep(3)
         # -- the whole cluster down ---------------------------------------------------------
-        entries = Entries(daemon, args.rate)
+        entries = Entries(daemon, args.rate, "O")
         time.sleep(1)
         nats.kill_all()
         down = time.monotonic()
@@ -592,7 +598,7 @@ def cluster(args: argparse.Namespace, workdir: Path) -> None:
             f" ({args.backlog} of them added in {took:.1f} s, the rest through the API)"
         )
         restart = time.time()
-        nats.start(timeout=60)
+        nats.start(timeout=120, healthy=False)
         up = time.time()
         last = daemon.last_sequence()
         wait(lambda: daemon.cursor() >= last, 600, "the backlog drained", 0.01)

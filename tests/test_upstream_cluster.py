@@ -145,7 +145,7 @@ def test_whole_cluster_down_for_30_s_loses_nothing(tmp_path: Path, cluster: Nats
             entries(gw, 200, "DOWN")  # committed while no node is up
             time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
             assert not bridge.connected
-            cluster.start(timeout=60)
+            cluster.start(timeout=60, healthy=False)
             unique = assert_every_event(central, gw, timeout=90)
             plates = [
                 e["data"]["license_plate"]
