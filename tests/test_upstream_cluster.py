@@ -14,6 +14,7 @@ The cluster is started per test on free loopback ports (never the machine's own 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -165,3 +166,47 @@ def test_whole_cluster_down_for_30_s_loses_nothing(tmp_path: Path, cluster: Nats
                 late.close()
     finally:
         central.close()
+
+
+@pytest.mark.parametrize(
+    ("mqtt", "endpoints"),
+    [
+        ({"host": "broker", "port": 1884}, [("broker", 1884)]),
+        (
+            {"hosts": ["a:1883", "b", "[::1]:8883"], "port": 1999},
+            [("a", 1883), ("b", 1999), ("::1", 8883)],
+        ),
+        ({"hosts": "a:1, b:2"}, [("a", 1), ("b", 2)]),  # as CARPARK_MQTT_HOSTS gives it
+    ],
+)
+def test_mqtt_hosts_config(tmp_path: Path, mqtt: dict[str, Any], endpoints: list[Any]) -> None:
+    assert config_from(tmp_path, mqtt=mqtt).mqtt.endpoints == endpoints
+
+
+@pytest.mark.parametrize(
+    ("mqtt", "message"),
+    [
+        ({"host": "a", "hosts": ["b:1"]}, "not both"),
+        ({"hosts": ["a:x"]}, "'a:x' is not host:port"),
+        ({"hosts": ["a:70000"]}, "no valid TCP port"),
+        ({"hosts": [":1883"]}, "is not host:port"),
+        ({"host": "a", "protocol": "4"}, 'mqtt.protocol must be "5" or "3.1.1"'),
+        ({"host": "a", "protocol": 5}, "mqtt.protocol: expected str"),
+    ],
+)
+def test_bad_mqtt_hosts_config_is_named(tmp_path: Path, mqtt: dict[str, Any], message: str) -> None:
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from(tmp_path, mqtt=mqtt)
+
+
+def test_reconnect_delay_fails_over_fast_then_backs_off_with_jitter() -> None:
+    from gateway.upstream.mqtt import reconnect_delay
+
+    first_round = [reconnect_delay(n, 3) for n in (1, 2, 3) for _ in range(200)]
+    assert all(0.05 <= d <= 0.3 for d in first_round)
+    later = [reconnect_delay(30, 3) for _ in range(500)]
+    assert all(0.2 <= d <= 0.2 + 1.5**8 / 3 for d in later)
+    assert max(later) > 3 and len({round(d, 3) for d in later}) > 100  # spread, not in step
+    assert max(reconnect_delay(1000, 3) for _ in range(500)) <= 0.2 + 1.5**8 / 3
