@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/upstream.py [--backlog 100000] [--rate 200] [--seconds 20]
                                        [--profile drain.txt] [--keep]
-    .venv/bin/python bench/upstream.py --cluster [--backlog 50000] [--rate 200] [--outage 30]
+    .venv/bin/python bench/upstream.py --cluster [--backlog 20000] [--rate 200] [--outage 30]
+                                       [--outage-backlog 10000]
 
 Everything is real and local: a Mosquitto started here (the tests' ``Broker``), the
 daemon as a subprocess exactly as production runs it (``python -m gateway run`` with a
@@ -26,7 +27,8 @@ are checked after the clock stops).
 
 ``--cluster`` runs the same daemon against a 3-node NATS cluster (JetStream, MQTT 3.1.1
 listener; the tests' ``NatsCluster`` on free loopback ports) with ``[mqtt] hosts`` set to
-the three nodes, and the subscriber on the third node:
+the three nodes, and the subscriber on the third node. First the ``--backlog`` is drained
+on the fresh cluster (as in 1.), then:
 
 3. Failover: entries at ``--rate`` events/s; the node the daemon is connected to (from its
    ``mqtt_connected`` log line) is killed (-9). Printed: from the death to the daemon's
@@ -550,14 +552,23 @@ def cluster(args: argparse.Namespace, workdir: Path) -> None:
     try:
         daemon.write_config()
         daemon.migrate()
-        seed(daemon.database, 0)
+        seed(daemon.database, args.backlog)
         started = time.monotonic()
         nats.start(timeout=60)
         print(f"cluster: 3 nodes up in {time.monotonic() - started:.1f} s (MQTT set up on each)")
         central = Subscriber(nats.nodes[2].mqtt_port, protocol="3.1.1")
+        # -- drain a backlog on the fresh cluster -------------------------------------------
         daemon.start()
         daemon.wait_ready()
         node = wait(lambda: connected_node(daemon), 30, "the daemon's connection")
+        wait(lambda: daemon.cursor() >= args.backlog, 900, "the first backlog drained", 0.01)
+        empty = time.time()
+        times = [at for at, _ in central.received[: args.backlog]]
+        print(
+            f"drain on the fresh cluster: {args.backlog} events at"
+            f" {(args.backlog - 1) / (times[-1] - times[0]):,.0f} events/s (first -> last"
+            f" received); backlog empty {empty - node[1]:.1f} s after the connection"
+        )
         # -- failover ---------------------------------------------------------------------
         entries = Entries(daemon, args.rate, "F")
         wait(lambda: central.count() > 2 * args.rate, 30, "events flowing", 0.05)
@@ -587,7 +598,7 @@ def cluster(args: argparse.Namespace, workdir: Path) -> None:
         time.sleep(1)
         nats.kill_all()
         down = time.monotonic()
-        took = seed(daemon.database, args.backlog, operator=False)
+        took = seed(daemon.database, args.outage_backlog, operator=False)
         time.sleep(max(0.0, args.outage - (time.monotonic() - down)))
         entries.close()
         entries = None
@@ -595,7 +606,7 @@ def cluster(args: argparse.Namespace, workdir: Path) -> None:
         received_before = central.count()
         print(
             f"outage: {args.outage:.0f} s with all nodes down; {backlog} events undelivered"
-            f" ({args.backlog} of them added in {took:.1f} s, the rest through the API)"
+            f" ({args.outage_backlog} of them added in {took:.1f} s, the rest through the API)"
         )
         restart = time.time()
         nats.start(timeout=120, healthy=False)
@@ -631,6 +642,9 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="py-spy the daemon during the drain")
     parser.add_argument("--cluster", action="store_true", help="failover on a 3-node NATS cluster")
     parser.add_argument("--outage", type=float, default=30.0, help="--cluster: seconds all down")
+    parser.add_argument(
+        "--outage-backlog", type=int, default=10_000, help="--cluster: events added in the outage"
+    )
     args = parser.parse_args()
     print(
         f"cpus: {os.cpu_count()}, python {sys.version.split()[0]},"
