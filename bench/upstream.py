@@ -35,7 +35,7 @@ on the fresh cluster (as in 1.), then:
    connection to another node, and to the first event acknowledged by that node (the
    first move of the daemon's durable ``mqtt`` cursor after the reconnection).
 4. Outage: all three nodes killed for ``--outage`` seconds while entries go on and a
-   ``--backlog`` is added to the outbox (as a longer outage would have left it); then the
+   ``--outage-backlog`` is added to the outbox (as a longer outage would leave it); then the
    cluster restarts. Printed: the drain rate (first -> last event received) and the time
    from the cluster being up to the backlog being empty. Every event is checked after both
    phases: once after dedup by ``event_id``, no gap in ``sequence``.
