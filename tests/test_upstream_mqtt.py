@@ -559,3 +559,28 @@ def test_config_fingerprint_follows_the_configuration_not_its_secrets(tmp_path: 
     assert fingerprint() == fingerprint()
     assert fingerprint(password="one") == fingerprint(password="two")  # secrets left out
     assert fingerprint(keepalive=10) != fingerprint(keepalive=20)
+
+
+def test_hosts_skip_a_dead_node_and_deliver_on_the_next(
+    tmp_path: Path, broker: Broker, central: Central
+) -> None:
+    from tests.peers import free_port
+
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    config = config_from(
+        tmp_path,
+        mqtt={"hosts": [dead, f"127.0.0.1:{broker.port}"], "keepalive": 5},
+    )
+    daemon, thread = start_daemon(config, ManualClock())
+    try:
+        gw = Running(daemon=daemon, clock=ManualClock(), base_url=f"http://127.0.0.1:{daemon.port}")
+        gw.user("operator@example.com", "operator")
+        bridge = daemon.mqtt
+        assert bridge is not None
+        wait_for(lambda: bridge.connected, what="connected to the live node")
+        assert bridge.host == f"127.0.0.1:{broker.port}"
+        burst(gw, 5)
+        assert_delivered(central, outbox_ids(config.database.path))
+    finally:
+        daemon.request_stop()
+        thread.join(15)
