@@ -324,7 +324,12 @@ class Central:
                     (message.topic, message.payload, message.retain, message.properties)
                 )
 
+        def on_subscribe(client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+            self.suback = list(codes)
+
+        self.suback: list[Any] | None = None  # the broker's answer to the subscription
         self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
         if v5:
             self.client.connect("127.0.0.1", port, clean_start=False, properties=props)

@@ -14,6 +14,8 @@ The cluster is started per test on free loopback ports (never the machine's own 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import threading
 import time
@@ -60,6 +62,22 @@ def central_on(cluster: NatsCluster, index: int) -> Central:
     wait_for(lambda: c.client.is_connected(), timeout=10, what="central connected")
     time.sleep(0.5)  # the SUBACK: the session's consumer exists before events flow
     return c
+
+
+def subscribed(cluster: NatsCluster, index: int, topic: str, client_id: str) -> Central:
+    """A client whose subscription the node accepted. After a node loss NATS refuses new
+    QoS 1 subscriptions (SUBACK 0x80) until JetStream can create their consumers again;
+    the gateway reconnects on such a refusal too (its bridge), a test client retries."""
+    deadline = time.monotonic() + 60
+    while True:
+        c = Central(cluster.nodes[index].mqtt_port, topic, client_id, "3.1.1")
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda c=c: c.suback is not None, timeout=15, what="SUBACK")
+        if c.suback and not any(code.is_failure for code in c.suback):
+            return c
+        c.close()
+        assert time.monotonic() < deadline, "no subscription accepted in 60 s"
+        time.sleep(1)
 
 
 def outbox_sequences(gw: Running) -> list[int]:
@@ -128,6 +146,19 @@ def test_node_killed_mid_burst_fails_over_to_another_node(
             # Bounded by JetStream, not the bridge: when the dead node led the MQTT streams,
             # the others elect new leaders first (nats-server 2.9: 4-9 s raft elections).
             assert failover_s < 25, f"failover took {failover_s:.1f} s"
+            # Commands over 3.1.1 on the new node: the result on cmd/<name>/result only.
+            results = subscribed(cluster, 2, f"{PREFIX}/cmd/#", "central-cmd")
+            try:
+                body = {"request_id": "n-1", "name": "NATS plan", "duration_months": 1, "price": 0}
+                results.publish(f"{PREFIX}/cmd/upsert_plan", json.dumps(body))
+                reply = wait_for(
+                    lambda: results.on(f"{PREFIX}/cmd/upsert_plan/result"),
+                    timeout=10,
+                    what="command result",
+                )
+                assert json.loads(reply[0][1])["status"] == "ok"
+            finally:
+                results.close()
     finally:
         central.close()
 

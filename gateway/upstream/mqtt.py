@@ -70,6 +70,12 @@ def reconnect_delay(failures: int, nodes: int) -> float:
     return 0.2 + random.uniform(0, 1.5 ** min(8, rounds)) / 3
 
 
+def _refused(code: Any) -> bool:
+    """A SUBACK return code: 0x80 or above is a failure (3.1.1 gives ints, 5 ReasonCodes)."""
+    failure = getattr(code, "is_failure", None)
+    return bool(failure) if failure is not None else int(code) >= 0x80
+
+
 class MqttBridge:
     def __init__(
         self, deps: Deps, config: MqttConfig, commands: CommandHandler, metrics: Any
@@ -162,7 +168,11 @@ class MqttBridge:
         async with self._client(host, port) as client:
             self.metrics.reconnects.labels(CHANNEL).inc()
             await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
-            await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
+            granted = await client.subscribe(f"{self.prefix}/cmd/+", qos=1)
+            if any(_refused(code) for code in granted):
+                # The node could not set the subscription up (NATS, while JetStream elects
+                # leaders after a node loss): listening to nothing is no connection.
+                raise aiomqtt.MqttError(f"{host}:{port} refused the command subscription")
             # Connected means listening: a command sent from now on gets its result.
             self.connected, self.host = True, f"{host}:{port}"
             log.info(
