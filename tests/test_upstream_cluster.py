@@ -35,7 +35,8 @@ PREFIX = "carpark/test-site"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    c = NatsCluster(tmp_path / "nats").start()
+    # Generous: a fresh cluster sets JetStream and MQTT up in seconds, more on a loaded machine.
+    c = NatsCluster(tmp_path / "nats").start(timeout=90)
     yield c
     c.close()
 
@@ -177,7 +178,7 @@ def test_whole_cluster_down_for_30_s_loses_nothing(tmp_path: Path, cluster: Nats
             entries(gw, 200, "DOWN")  # committed while no node is up
             time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
             assert not bridge.connected
-            cluster.start(timeout=60, healthy=False)
+            cluster.start(timeout=90, healthy=False)
             unique = assert_every_event(central, gw, timeout=90)
             plates = [
                 e["data"]["license_plate"]
