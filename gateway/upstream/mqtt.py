@@ -190,7 +190,9 @@ class MqttBridge:
                     tg.create_task(self._listen(client), name="mqtt.commands")
                     tg.create_task(self._state(client), name="mqtt.state")
             except asyncio.CancelledError:
-                # A clean shutdown sends no will: say it ourselves, briefly.
+                # A clean shutdown sends no will: say it ourselves, briefly, and do not let
+                # the DISCONNECT wait the client's 10 s timeout (shutdown is bounded).
+                client.timeout = 2.0
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(
                         client.publish(f"{self.prefix}/status", "offline", qos=1, retain=True),
