@@ -36,9 +36,11 @@ PREFIX = "carpark/test-site"
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     # Generous: a fresh cluster sets JetStream and MQTT up in seconds, more on a loaded machine.
-    c = NatsCluster(tmp_path / "nats").start(timeout=90)
-    yield c
-    c.close()
+    c = NatsCluster(tmp_path / "nats")
+    try:
+        yield c.start(timeout=90)
+    finally:
+        c.close()  # also when it never became ready: no node outlives the test
 
 
 @contextmanager
