@@ -48,14 +48,16 @@ $(VENV)/.installed-dev: pyproject.toml $(DOCS_ASSETS)/.installed | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 # Debian packages the tests talk to as real peers (Mosquitto broker, socat for serial ptys,
-# Chromium for the console's browser tests: Playwright drives Debian's build, never one
-# it would download).
+# Chromium for the browser tests: Playwright drives Debian's build, never one it would
+# download; nats-server for the clustered broker: three nodes started by the tests on free
+# ports).
 system-deps:
 	@missing=""; \
 	command -v /usr/sbin/mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
 	command -v /usr/bin/chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v /usr/bin/chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	command -v /usr/sbin/nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/upstream.py [--backlog 100000] [--rate 200] [--seconds 20]
                                        [--profile drain.txt] [--keep]
+    .venv/bin/python bench/upstream.py --cluster [--backlog 20000] [--rate 200] [--outage 30]
+                                       [--outage-backlog 10000]
 
 Everything is real and local: a Mosquitto started here (the tests' ``Broker``), the
 daemon as a subprocess exactly as production runs it (``python -m gateway run`` with a
@@ -22,6 +24,21 @@ are checked after the clock stops).
    the API call that committed it (what the brief calls commit time; an event may even
    arrive before its HTTP response), and from its ``occurred_at`` (stamped by the service
    before the commit, so an upper bound that includes the durable commit). p50/p99/max.
+
+``--cluster`` runs the same daemon against a 3-node NATS cluster (JetStream, MQTT 3.1.1
+listener; the tests' ``NatsCluster`` on free loopback ports) with ``[mqtt] hosts`` set to
+the three nodes, and the subscriber on the third node. First the ``--backlog`` is drained
+on the fresh cluster (as in 1.), then:
+
+3. Failover: entries at ``--rate`` events/s; the node the daemon is connected to (from its
+   ``mqtt_connected`` log line) is killed (-9). Printed: from the death to the daemon's
+   connection to another node, and to the first event acknowledged by that node (the
+   first move of the daemon's durable ``mqtt`` cursor after the reconnection).
+4. Outage: all three nodes killed for ``--outage`` seconds while entries go on and a
+   ``--outage-backlog`` is added to the outbox (as a longer outage would leave it); then the
+   cluster restarts. Printed: the drain rate (first -> last event received) and the time
+   from the cluster being up to the backlog being empty. Every event is checked after both
+   phases: once after dedup by ``event_id``, no gap in ``sequence``.
 
 Targets on 2 cores: drain >= 5,000 events/s; steady p99 <= 50 ms. The three processes share
 the machine's cores, so the CPU seconds each used are printed too: a busy machine shows in
@@ -68,12 +85,16 @@ SITE = "bench"
 class Subscriber:
     """Receives the events at QoS 1 and keeps (receive time, payload); parses nothing on the way."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, protocol: str = "5") -> None:
         self.received: list[tuple[float, bytes]] = []
         self._subscribed = threading.Event()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id="bench-central", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id="bench-central",
+            protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
+            clean_session=None if protocol == "5" else False,  # 3.1.1: a persistent session
         )
+        self.client.reconnect_delay_set(0.05, 0.5)
         self.client.max_inflight_messages_set(1000)
 
         def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -107,6 +128,7 @@ class Daemon:
     workdir: Path
     broker_port: int
     port: int = field(default_factory=free_port)
+    hosts: list[str] = field(default_factory=list)  # a cluster's nodes (MQTT 3.1.1) instead
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -128,8 +150,12 @@ class Daemon:
             f'[http]\nhost = "127.0.0.1"\nport = {self.port}\ndocs = false\n'
             f'[auth]\nsecret_key = "{SECRET}"\n'
             f'[database]\npath = "{self.database}"\n'
-            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker_port}\nkeepalive = 30\n'
-            '[logging]\nlevel = "info"\nformat = "json"\n',
+            + (
+                f'[mqtt]\nhosts = {json.dumps(self.hosts)}\nprotocol = "3.1.1"\nkeepalive = 10\n'
+                if self.hosts
+                else f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker_port}\nkeepalive = 30\n'
+            )
+            + '[logging]\nlevel = "info"\nformat = "json"\n',
             encoding="utf-8",
         )
 
@@ -210,17 +236,18 @@ class Daemon:
             self.proc.wait()
 
 
-def seed(database: Path, backlog: int) -> float:
+def seed(database: Path, backlog: int, operator: bool = True) -> float:
     """The backlog, written as the services would have (one row per event), and an operator."""
-    conn = sqlite3.connect(database)
+    conn = sqlite3.connect(database, timeout=30)
     started = time.perf_counter()
     base = datetime.now(UTC) - timedelta(days=2)
     with conn:
-        conn.execute(
-            "INSERT INTO users (email, password_hash, full_name, role, created_at, updated_at)"
-            " VALUES ('bench@example.com', ?, 'Bench', 'operator', ?, ?)",
-            [hash_password("bench-password"), iso(base), iso(base)],
-        )
+        if operator:
+            conn.execute(
+                "INSERT INTO users (email, password_hash, full_name, role, created_at, updated_at)"
+                " VALUES ('bench@example.com', ?, 'Bench', 'operator', ?, ?)",
+                [hash_password("bench-password"), iso(base), iso(base)],
+            )
         conn.executemany(
             "INSERT INTO outbox (event_id, type, occurred_at, payload) VALUES (?, ?, ?, ?)",
             (
@@ -435,6 +462,177 @@ def steady(daemon: Daemon, central: Subscriber, rate: float, seconds: float) -> 
     )
 
 
+class Entries:
+    """Vehicles entering through the API at a steady rate in a thread, until stopped."""
+
+    def __init__(self, daemon: Daemon, rate: float, prefix: str) -> None:
+        token = Token(sub="1", exp=datetime.now(UTC) + timedelta(hours=1)).encode(SECRET, "HS256")
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{daemon.port}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        self.interval = 2 / rate  # two events per entry of a new plate
+        self.stop = threading.Event()
+        self.count = 0
+        self.prefix = prefix  # new plates each phase: one still inside would be refused
+        self.failure: str | None = None
+        self.thread = threading.Thread(target=self.run, name="entries")
+        self.thread.start()
+
+    def run(self) -> None:
+        due = time.perf_counter()
+        while not self.stop.is_set():
+            plate = f"{self.prefix}{self.count:06d}"
+            r = self.client.post("/sessions/entry", json={"license_plate": plate})
+            if r.status_code != 201:
+                self.failure = f"entry failed: {r.status_code} {r.text}"
+                return
+            self.count += 1
+            due += self.interval
+            self.stop.wait(max(0.0, due - time.perf_counter()))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.client.close()
+        if self.failure:
+            raise SystemExit(self.failure)
+
+
+def connected_node(daemon: Daemon, after: float = 0.0) -> tuple[int, float] | None:
+    """The MQTT port of the node the daemon connected to last (after ``after``), and when."""
+    found = None
+    for line in daemon.log.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("event") == "mqtt_connected":
+                at = parse(record["timestamp"].replace("Z", "+00:00")).timestamp()
+                if at > after:
+                    found = (int(record["port"]), at)
+    return found
+
+
+def wait(predicate: Any, timeout: float, what: str, interval: float = 0.005) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def check_all(daemon: Daemon, central: Subscriber) -> tuple[int, int]:
+    """Every outbox event at the central: once after dedup by event_id, no gap (any order)."""
+    last = daemon.last_sequence()
+    wait(
+        lambda: len({json.loads(p)["sequence"] for _, p in central.received}) >= last,
+        120,
+        "every event at the central",
+        0.2,
+    )
+    by_id = {}
+    for _, payload in central.received:
+        event = json.loads(payload)
+        by_id[event["event_id"]] = event["sequence"]
+    sequences = sorted(by_id.values())
+    if sequences != list(range(1, last + 1)):
+        raise SystemExit(f"delivery check failed: {len(sequences)} unique of {last}")
+    return len(sequences), len(central.received) - len(sequences)
+
+
+def cluster(args: argparse.Namespace, workdir: Path) -> None:
+    from tests.nats_peer import NatsCluster
+
+    nats = NatsCluster(workdir / "nats")
+    daemon = Daemon(workdir, 0, hosts=nats.hosts())
+    central: Subscriber | None = None
+    entries: Entries | None = None
+    try:
+        daemon.write_config()
+        daemon.migrate()
+        seed(daemon.database, args.backlog)
+        started = time.monotonic()
+        nats.start(timeout=60)
+        print(f"cluster: 3 nodes up in {time.monotonic() - started:.1f} s (MQTT set up on each)")
+        central = Subscriber(nats.nodes[2].mqtt_port, protocol="3.1.1")
+        # -- drain a backlog on the fresh cluster -------------------------------------------
+        daemon.start()
+        daemon.wait_ready()
+        node = wait(lambda: connected_node(daemon), 30, "the daemon's connection")
+        wait(lambda: daemon.cursor() >= args.backlog, 900, "the first backlog drained", 0.01)
+        empty = time.time()
+        times = [at for at, _ in central.received[: args.backlog]]
+        print(
+            f"drain on the fresh cluster: {args.backlog} events at"
+            f" {(args.backlog - 1) / (times[-1] - times[0]):,.0f} events/s (first -> last"
+            f" received); backlog empty {empty - node[1]:.1f} s after the connection"
+        )
+        # -- failover ---------------------------------------------------------------------
+        entries = Entries(daemon, args.rate, "F")
+        wait(lambda: central.count() > 2 * args.rate, 30, "events flowing", 0.05)
+        victim = nats.node_on(node[0])
+        cursor_before = daemon.cursor()
+        victim.kill()
+        died = time.time()
+        other = wait(lambda: connected_node(daemon, died), 60, "a connection to another node")
+        cursor_at = daemon.cursor()
+        wait(lambda: daemon.cursor() > cursor_at, 60, "the first acknowledgement after it")
+        acked = time.time()
+        print(
+            f"failover: node {victim.name} killed at {cursor_before} events acknowledged;"
+            f" connected to another node after {other[1] - died:.3f} s, first event"
+            f" acknowledged by it after {acked - died:.3f} s"
+        )
+        time.sleep(2)
+        entries.close()
+        entries = None
+        unique, duplicates = check_all(daemon, central)
+        print(f"failover checked: {unique} events, no gap after dedup, {duplicates} duplicates")
+        victim.start()  # back for the next phase (its replicas catch up in the background)
+        wait(victim.mqtt_listening, 60, f"{victim.name} listening", 0.1)
+        time.sleep(3)
+        # -- the whole cluster down ---------------------------------------------------------
+        entries = Entries(daemon, args.rate, "O")
+        time.sleep(1)
+        nats.kill_all()
+        down = time.monotonic()
+        took = seed(daemon.database, args.outage_backlog, operator=False)
+        time.sleep(max(0.0, args.outage - (time.monotonic() - down)))
+        entries.close()
+        entries = None
+        backlog = daemon.last_sequence() - daemon.cursor()
+        received_before = central.count()
+        print(
+            f"outage: {args.outage:.0f} s with all nodes down; {backlog} events undelivered"
+            f" ({args.outage_backlog} of them added in {took:.1f} s, the rest through the API)"
+        )
+        restart = time.time()
+        nats.start(timeout=120, healthy=False)
+        up = time.time()
+        last = daemon.last_sequence()
+        wait(lambda: daemon.cursor() >= last, 600, "the backlog drained", 0.01)
+        empty = time.time()
+        unique, duplicates = check_all(daemon, central)
+        after = [at for at, _ in central.received[received_before:]]
+        rate = (len(after) - 1) / (after[-1] - after[0]) if len(after) > 1 else 0.0
+        print(
+            f"drain on the cluster: {len(after)} events received at {rate:,.0f} events/s"
+            f" (first -> last); cluster up {up - restart:.1f} s after the restart began,"
+            f" backlog empty {empty - up:.1f} s after the cluster was up"
+            f" ({backlog / (empty - up):,.0f} events/s including the reconnection)"
+        )
+        print(f"outage checked: {unique} events, no gap after dedup, {duplicates} duplicates")
+    finally:
+        if entries is not None:
+            entries.close()
+        daemon.stop()
+        if central is not None:
+            central.close()
+        nats.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backlog", type=int, default=100_000)
@@ -442,12 +640,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the daemon during the drain")
+    parser.add_argument("--cluster", action="store_true", help="failover on a 3-node NATS cluster")
+    parser.add_argument("--outage", type=float, default=30.0, help="--cluster: seconds all down")
+    parser.add_argument(
+        "--outage-backlog", type=int, default=10_000, help="--cluster: events added in the outage"
+    )
     args = parser.parse_args()
     print(
         f"cpus: {os.cpu_count()}, python {sys.version.split()[0]},"
         f" load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     workdir = Path(tempfile.mkdtemp(prefix="bench-upstream-"))
+    if args.cluster:
+        try:
+            cluster(args, workdir)
+        finally:
+            if not args.keep:
+                import shutil
+
+                shutil.rmtree(workdir, ignore_errors=True)
+        return
     (workdir / "broker").mkdir()
     broker = Broker(str(workdir / "broker"))
     daemon = Daemon(workdir, broker.port)

@@ -41,6 +41,20 @@ from gateway.services import (
 log = structlog.get_logger("simulator")
 
 
+# The optional columns of a rate the demo leaves unset, named as the API's create names
+# them all (the rate_created event lists every column; gateway.events.RateCreated).
+NO_RATE_OPTIONS: dict[str, Any] = {
+    "vehicle_type_id": None,
+    "zone_id": None,
+    "effective_to": None,
+    "peak_multiplier": Decimal("1.0"),
+    "peak_start_time": None,
+    "peak_end_time": None,
+    "min_duration_minutes": None,
+    "max_duration_minutes": None,
+}
+
+
 def seed_demo_site(db: Database, ctx: Ctx, chargers: tuple[str, ...] = ()) -> bool:
     """A level, two zones, 30 spaces and a rate, in an empty database only.
 
@@ -75,6 +89,9 @@ def seed_demo_site(db: Database, ctx: Ctx, chargers: tuple[str, ...] = ()) -> bo
                         "power_kw": Decimal("7.2"),
                         "connector_type": "Type2",
                         "price_per_kwh": Decimal("0.30"),
+                        "installed_at": None,
+                        "manufacturer": None,
+                        "serial_number": None,
                         "ocpp_id": chargers[n - 1] if n <= len(chargers) else None,
                         "connector_id": 1 if n <= len(chargers) else None,
                     },
@@ -89,6 +106,7 @@ def seed_demo_site(db: Database, ctx: Ctx, chargers: tuple[str, ...] = ()) -> bo
             "currency": "USD",
             "grace_period_minutes": 0,
             "effective_from": datetime(2024, 1, 1, tzinfo=UTC),
+            **NO_RATE_OPTIONS,
         },
     )
     pricing.create_rate(
@@ -101,6 +119,7 @@ def seed_demo_site(db: Database, ctx: Ctx, chargers: tuple[str, ...] = ()) -> bo
             "currency": "USD",
             "grace_period_minutes": 0,
             "effective_from": datetime(2024, 1, 1, tzinfo=UTC),
+            **NO_RATE_OPTIONS,
         },
     )
     return True

@@ -135,10 +135,20 @@ class LprConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class MqttConfig:
-    """The link to the central system's broker. Off unless a host is configured."""
+    """The link to the central system's broker. Off unless a host is configured.
+
+    ``hosts`` lists the nodes of a clustered broker (``"host:port"``, ``"[v6]:port"`` or a
+    bare host on ``port``); the bridge connects to one at a time and moves to the next when
+    the connection is lost. The single ``host``/``port`` keys are the one-node form; giving
+    both is a mistake the config check names.
+    """
 
     host: str = ""
     port: int = 1883
+    hosts: tuple[str, ...] = ()
+    # "5" (default) or "3.1.1" for brokers and bridges that speak only 3.1.1 (NATS's MQTT
+    # listener, older bridges): no response topic then, results go to cmd/<name>/result only.
+    protocol: str = "5"
     client_id: str = ""  # default: carpark-<site id>
     username: str = ""
     password: str = ""
@@ -151,7 +161,31 @@ class MqttConfig:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.host)
+        return bool(self.host or self.hosts)
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """The broker nodes in the order they are tried (checked at start-up)."""
+        if not self.hosts:
+            return [(self.host, self.port)] if self.host else []
+        return [_endpoint(entry, self.port) for entry in self.hosts]
+
+
+def _endpoint(entry: str, default_port: int) -> tuple[str, int]:
+    text = entry.strip()
+    if text.startswith("["):  # [v6 address]:port
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host or (port_text and not port_text.isdigit()):
+        raise ConfigError(f"mqtt.hosts: {entry!r} is not host:port")
+    port = int(port_text) if port_text else default_port
+    if not 0 < port < 65536:
+        raise ConfigError(f"mqtt.hosts: {entry!r} has no valid TCP port")
+    return host, port
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,6 +280,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CARPARK_LPR_DIR": ("lpr", "directory"),
     "CARPARK_MQTT_HOST": ("mqtt", "host"),
     "CARPARK_MQTT_PORT": ("mqtt", "port"),
+    "CARPARK_MQTT_HOSTS": ("mqtt", "hosts"),  # comma-separated host:port list
     "CARPARK_MQTT_USERNAME": ("mqtt", "username"),
     "CARPARK_MQTT_PASSWORD": ("mqtt", "password"),
     "CARPARK_UPSTREAM_HTTP_URL": ("upstream_http", "url"),
@@ -391,6 +426,8 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
                 pass
     elif kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
+    elif kind is tuple and isinstance(value, str):  # from the environment: comma-separated
+        return tuple(v.strip() for v in value.split(",") if v.strip())
     raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
 
 
@@ -422,6 +459,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("charging.idle_fee_per_minute must be >= 0")
     if config.mqtt.enabled and not 0 < config.mqtt.port < 65536:
         raise ConfigError("mqtt.port must be a TCP port")
+    if config.mqtt.host and config.mqtt.hosts:
+        raise ConfigError("mqtt: give either host (one broker) or hosts (a cluster), not both")
+    config.mqtt.endpoints  # noqa: B018 - parses every entry of mqtt.hosts, naming a bad one
+    if config.mqtt.protocol not in ("5", "3.1.1"):
+        raise ConfigError('mqtt.protocol must be "5" or "3.1.1"')
     if config.mqtt.keepalive < 5 or config.mqtt.max_inflight < 1:
         raise ConfigError("mqtt.keepalive must be >= 5 s and mqtt.max_inflight >= 1")
     if config.upstream_http.enabled and not config.upstream_http.url.startswith(

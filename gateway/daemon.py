@@ -43,7 +43,7 @@ from gateway.metrics import Metrics
 from gateway.ports import Charger
 from gateway.services import SYSTEM, Ctx, development, memberships, reservations, users
 from gateway.store import Store
-from gateway.store.outbox import append as record_event
+from gateway.store import outbox as store_outbox
 from gateway.systemd import notify, watchdog_interval, watchdog_loop
 from gateway.timeutil import Clock, SystemClock
 from gateway.upstream import outbox
@@ -68,6 +68,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.charger: Charger = StationChargers(None)
         self.csms: Csms | None = None
+        self.mqtt: MqttBridge | None = None
         self.lanes: LaneManager | None = None
         self.deps: Deps | None = None
         self.metrics: Metrics | None = None
@@ -138,7 +139,9 @@ class Daemon:
             self.deps = deps
             upstream: list[tuple[str, Callable[[], Awaitable[None]]]] = []
             if cfg.mqtt.enabled:
-                bridge = MqttBridge(deps, cfg.mqtt, CommandHandler(deps, self.lanes), metrics)
+                self.mqtt = bridge = MqttBridge(
+                    deps, cfg.mqtt, CommandHandler(deps, self.lanes), metrics
+                )
                 deps.upstream["mqtt"] = bridge
                 upstream.append(("mqtt", bridge.run))
             if cfg.simulation.enabled:
@@ -297,7 +300,7 @@ async def housekeeping(deps: Deps, channels: list[str]) -> None:
             pruned = outbox.prune(db, channels, ctx.now - retention)
             backlog = max((outbox.depth(db, c)[0] for c in channels), default=0)
             if backlog > threshold and not alarmed:
-                record_event(
+                store_outbox.append(
                     db,
                     "outbox_backlog_alarm",
                     {"undelivered": backlog, "threshold": threshold},

@@ -273,3 +273,60 @@ def demo_config(tmp_path: Path, travel_s: float | None = None, **simulation: Any
         for lane in raw["lanes"]:
             lane["barrier"]["travel_s"] = travel_s
     return build_config(raw)
+
+
+@pytest.fixture(autouse=True)
+def event_contract(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every event any test makes, and every MQTT message the gateway publishes, must be
+    what /asyncapi.json says (tests/contract.py), checked when the test ends."""
+    import aiomqtt
+
+    from gateway.store import outbox as store_outbox
+    from gateway.upstream import outbox as relay_outbox
+    from tests import contract
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    published: list[tuple[str, bytes, int, bool, bool]] = []
+    append, publish = store_outbox.append, aiomqtt.Client.publish
+
+    def recording_append(db: Any, event_type: str, data: Any, occurred_at: datetime) -> int:
+        sequence = append(db, event_type, data, occurred_at)
+        row = db.execute(
+            "SELECT id, event_id, type, occurred_at, payload FROM outbox WHERE id = ?", [sequence]
+        ).fetchone()
+        keys = ("id", "event_id", "type", "occurred_at", "payload")
+        events.append(
+            (event_type, relay_outbox.envelope(dict(zip(keys, row, strict=True)), "site"))
+        )
+        return sequence
+
+    async def recording_publish(
+        self: Any,
+        topic: str,
+        payload: Any = None,
+        qos: int = 0,
+        retain: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        body = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        response = kwargs.get("properties") is not None
+        published.append((topic, body, qos, retain, response))
+        await publish(self, topic, payload, qos, retain, *args, **kwargs)
+
+    monkeypatch.setattr(store_outbox, "append", recording_append)
+    monkeypatch.setattr(aiomqtt.Client, "publish", recording_publish)
+    yield
+    problems: list[str] = []
+    for event_type, envelope in events:
+        problems += contract.event_problems(event_type, envelope)
+    for topic, body, qos, retain, response in {p: None for p in published}:
+        problems += contract.publish_problems(topic, body, qos, retain, response)
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        pytest.fail(
+            f"{len(unique)} message(s) break the AsyncAPI contract:\n  " + "\n  ".join(unique[:20]),
+            pytrace=False,
+        )

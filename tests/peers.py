@@ -286,17 +286,27 @@ class Broker:
 
 
 class Central:
-    """The central system: a paho MQTT 5 client with a persistent session, collecting messages."""
+    """The central system: a paho client with a persistent session, collecting messages.
 
-    def __init__(self, port: int, topic: str, client_id: str = "central") -> None:
+    MQTT 5 by default (session expiry one hour); ``protocol="3.1.1"`` for brokers that
+    speak only that (NATS), with ``clean_session=False``.
+    """
+
+    def __init__(
+        self, port: int, topic: str, client_id: str = "central", protocol: str = "5"
+    ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         self.messages: list[tuple[str, bytes, bool, Any]] = []
         self._lock = threading.Lock()
+        v5 = protocol == "5"
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
         )
         self.client.reconnect_delay_set(0.05, 0.5)
         self.topic = topic
@@ -314,9 +324,17 @@ class Central:
                     (message.topic, message.payload, message.retain, message.properties)
                 )
 
+        def on_subscribe(client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+            self.suback = list(codes)
+
+        self.suback: list[Any] | None = None  # the broker's answer to the subscription
         self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
-        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        if v5:
+            self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
     def on(self, prefix: str) -> list[tuple[str, bytes, bool, Any]]:

@@ -61,6 +61,8 @@ def gateway(tmp_path: Path, broker: Broker) -> Iterator[Running]:
     gw = Running(daemon=daemon, clock=ManualClock(), base_url=f"http://127.0.0.1:{daemon.port}")
     gw.user("admin@example.com", "admin")
     gw.user("operator@example.com", "operator")
+    # Subscribed to its commands (a command sent before that would be lost: clean session).
+    wait_for(lambda: daemon.mqtt is not None and daemon.mqtt.connected, what="gateway connected")
     try:
         yield gw
     finally:
@@ -415,3 +417,170 @@ def test_daemon_killed_mid_burst_resends_and_loses_nothing(
     finally:
         restarted.terminate()
         restarted.wait(20)
+
+
+def exit_decision(gw: Running, plate: str) -> Any:
+    """What the exit lane decides for this plate now (the lane's own decision code)."""
+    import asyncio
+
+    from gateway.domain.lanes import Credential
+
+    lanes, loop = gw.daemon.lanes, gw.daemon._loop
+    assert lanes is not None and loop is not None
+    spec = lanes.get("exit-1").spec
+    coro = lanes.decider.decide(spec, Credential(kind="plate", value=plate), "normal")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(5)
+
+
+def membership_body(request_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "external_id": "CRM-1001",
+        "plan": "Fleet unlimited",
+        "vehicles": ["mem-1"],
+        "valid_from": "2020-01-01",
+        "valid_to": "2099-12-31",
+        "status": "active",
+        **fields,
+    }
+
+
+def test_central_memberships_are_recognised_at_the_lane_at_once(
+    gw: Running, central: Central
+) -> None:
+    db = gw.daemon.config.database.path
+    rate = {"name": "Hourly", "amount": 3.0, "effective_from": "2020-01-01T00:00:00Z"}
+    assert command(central, "upsert_rate", {"request_id": "m-r", **rate})["status"] == "ok"
+    plan = {"name": "Fleet unlimited", "duration_months": 1, "price": 0, "vehicle_limit": 2}
+    plan["discount_percentage"] = 100
+    assert command(central, "upsert_plan", {"request_id": "m-p", **plan})["status"] == "ok"
+    with gw.client("operator@example.com") as op:
+        assert op.post("/sessions/entry", json={"license_plate": "MEM1"}).status_code == 201
+    gw.daemon.clock.advance(hours=2)
+    assert exit_decision(gw, "MEM1").reason == "unpaid"
+
+    r = command(central, "upsert_membership", membership_body("m-1"))
+    assert r["status"] == "ok" and r["data"]["created"] is True, r
+    decision = exit_decision(gw, "MEM1")  # no wait: the committed command is what it reads
+    assert decision.allowed and decision.reason == "member"
+    events = [e for e in outbox_events(db) if e[0] == "membership_upserted"]
+    assert len(events) == 1 and events[0][1]["plates"] == ["MEM1"]
+    assert events[0][1]["external_id"] == "CRM-1001"
+
+    # Idempotent by request_id: the stored result, nothing done twice.
+    again = command(central, "upsert_membership", membership_body("m-1", vehicles=[]))
+    assert again["duplicate"] is True and again["data"] == r["data"]
+    assert exit_decision(gw, "MEM1").reason == "member"
+    # Upsert by external_id: a second plate, the same membership.
+    r2 = command(central, "upsert_membership", membership_body("m-2", vehicles=["MEM1", "MEM2"]))
+    assert r2["data"] == {**r["data"], "created": False}
+    assert len([e for e in outbox_events(db) if e[0] == "membership_upserted"]) == 2
+
+    before = outbox_ids(db)
+    for body, message in [
+        (membership_body("m-b1", plan="No such plan"), "no membership plan"),
+        (membership_body("m-b2", vehicles=["A1", "A2", "A3"]), "at most 2"),
+        (membership_body("m-b3", valid_to="2019-01-01"), "before valid_from"),
+        (membership_body("m-b4", valid_from="yesterday"), "valid_from"),
+        (membership_body("m-b5", status="gold"), "status"),
+        (membership_body("m-b6", vehicle=["X"]), "unknown field"),
+        ({"request_id": "m-b7"}, "external_id"),
+    ]:
+        result = command(central, "upsert_membership", body)
+        assert result["status"] == "error" and message in result["error"], (body, result)
+    assert outbox_ids(db) == before  # refused commands changed nothing
+
+    r = command(central, "cancel_membership", {"request_id": "m-c", "external_id": "CRM-1001"})
+    assert r["status"] == "ok" and r["data"]["status"] == "cancelled"
+    assert exit_decision(gw, "MEM1").reason == "unpaid"
+    cancelled = [e for e in outbox_events(db) if e[0] == "membership_cancelled"]
+    assert [e[1]["external_id"] for e in cancelled] == ["CRM-1001"]
+    missing = command(central, "cancel_membership", {"request_id": "m-c2", "external_id": "nope"})
+    assert missing["status"] == "error" and "no membership" in missing["error"]
+
+
+def outbox_events(db_path: str) -> list[tuple[str, dict[str, Any]]]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    with conn:
+        rows = conn.execute("SELECT type, payload FROM outbox ORDER BY id").fetchall()
+    return [(t, json.loads(p)) for t, p in rows]
+
+
+def test_retained_site_info_at_start_and_on_change(gw: Running, central: Central) -> None:
+    from gateway import __version__
+    from gateway.events import EVENT_SCHEMA_VERSION
+    from gateway.services import SYSTEM, charging
+
+    def infos() -> list[dict[str, Any]]:
+        return [json.loads(m[1]) for m in central.on(f"{PREFIX}/info")]
+
+    first = wait_for(lambda: infos(), what="site info")[-1]
+    assert first["site_id"] == "test-site" and first["software_version"] == __version__
+    assert first["event_schema_version"] == EVENT_SCHEMA_VERSION and first["protocol"] == "5"
+    assert len(first["config_fingerprint"]) == 64
+    assert SECRET not in json.dumps(first)
+    assert first["lanes"] == [{"id": "exit-1", "kind": "exit", "name": "exit-1"}]
+    assert first["chargers"] == []
+    # A charger boots: the info changes, and is republished (once, with the charger).
+    assert gw.daemon.deps is not None
+    ctx = gw.daemon.deps.ctx_for(SYSTEM)
+    boot = {"vendor": "ACME", "model": "W1", "serial_number": None, "firmware_version": "1.2"}
+    gw.store.write_sync(
+        lambda db: charging.charger_seen(db, ctx, "CP-7", connected=True, boot=boot)
+    )
+    latest = wait_for(lambda: len(infos()) > 1 and infos()[-1], what="info republished")
+    assert latest["chargers"] == [
+        {
+            "id": "CP-7",
+            "vendor": "ACME",
+            "model": "W1",
+            "firmware_version": "1.2",
+            "connected": True,
+        }
+    ]
+    assert {k: v for k, v in latest.items() if k != "chargers"} == {
+        k: v for k, v in first.items() if k != "chargers"
+    }
+    # A late subscriber gets it retained.
+    late = Central(central.client._port, f"{PREFIX}/info", client_id="late-info")
+    try:
+        retained = wait_for(lambda: late.on(f"{PREFIX}/info"), what="retained info")
+        assert retained[-1][2] is True and json.loads(retained[-1][1]) == latest
+    finally:
+        late.close()
+
+
+def test_config_fingerprint_follows_the_configuration_not_its_secrets(tmp_path: Path) -> None:
+    from gateway.upstream.mqtt import config_fingerprint
+
+    def fingerprint(**mqtt: Any) -> str:
+        return config_fingerprint(config_from(tmp_path, mqtt={"host": "broker", **mqtt}))
+
+    assert fingerprint() == fingerprint()
+    assert fingerprint(password="one") == fingerprint(password="two")  # secrets left out
+    assert fingerprint(keepalive=10) != fingerprint(keepalive=20)
+
+
+def test_hosts_skip_a_dead_node_and_deliver_on_the_next(
+    tmp_path: Path, broker: Broker, central: Central
+) -> None:
+    from tests.peers import free_port
+
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    config = config_from(
+        tmp_path,
+        mqtt={"hosts": [dead, f"127.0.0.1:{broker.port}"], "keepalive": 5},
+    )
+    daemon, thread = start_daemon(config, ManualClock())
+    try:
+        gw = Running(daemon=daemon, clock=ManualClock(), base_url=f"http://127.0.0.1:{daemon.port}")
+        gw.user("operator@example.com", "operator")
+        bridge = daemon.mqtt
+        assert bridge is not None
+        wait_for(lambda: bridge.connected, what="connected to the live node")
+        assert bridge.host == f"127.0.0.1:{broker.port}"
+        burst(gw, 5)
+        assert_delivered(central, outbox_ids(config.database.path))
+    finally:
+        daemon.request_stop()
+        thread.join(15)

@@ -48,7 +48,9 @@ from gateway.api.openapi import (
 )
 from gateway.api.responses import Health
 from gateway.api.schemas import strict_json_body
+from gateway.config import Config
 from gateway.services import scalar
+from gateway.upstream.asyncapi import document as asyncapi_document
 
 API_CONTROLLERS: list[Any] = [
     AuthController,
@@ -102,6 +104,16 @@ async def allow_every_method(message: Message, scope: Scope) -> None:
         MutableScopeHeaders.from_message(message)["Allow"] = ", ".join(sorted(methods))
 
 
+def site_asyncapi(config: Config) -> dict[str, Any]:
+    """The MQTT contract of this site: its own topic prefix and brokers, AsyncAPI 2.6."""
+    return asyncapi_document(
+        (config.mqtt.topic_prefix or f"carpark/{config.site.id}").rstrip("/"),
+        servers=config.mqtt.endpoints,
+        protocol=config.mqtt.protocol,
+        software_version=gateway.__version__,
+    )
+
+
 def create_app(
     deps: Deps, *, extra_handlers: list[Any] | None = None, on_app_init: list[Any] | None = None
 ) -> Litestar:
@@ -125,6 +137,14 @@ def create_app(
     handlers: list[Any] = [api, health, *([metrics] if deps.metrics is not None else [])]
     if docs:
         handlers.append(assets_router())
+        contract = site_asyncapi(deps.config)
+
+        @get("/asyncapi.json", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
+        def asyncapi() -> dict[str, Any]:
+            """The MQTT topics, payload schemas, QoS and retain flags (linked from ``/``)."""
+            return contract
+
+        handlers.append(asyncapi)
     app = Litestar(
         route_handlers=handlers,
         dependencies={

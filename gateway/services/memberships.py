@@ -4,6 +4,12 @@ A membership covers the vehicles listed on it for a term of whole calendar month
 status is kept in the database, but the API always reports the effective one (a term that
 has ended is expired, or renewed when ``auto_renew`` is on); a periodic sweep writes those
 transitions with their events (:func:`sweep`).
+
+Memberships sold centrally (:func:`upsert_central`, :func:`cancel_central`, pushed over
+MQTT) are keyed by the central ``external_id`` and cover plates, not a local account:
+they have no ``user_id``, no local payment, and never renew themselves (the central system
+pushes the new ``valid_to``). The lanes find them the same way as local ones, through
+``membership_vehicles``, so a member is recognised the moment the command commits.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from sqlite_utils import Database
 
 from gateway.domain.memberships import MemberBenefit, add_months
 from gateway.domain.money import ZERO, cents
-from gateway.errors import Conflict, Forbidden, Invalid
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.services import (
     Ctx,
     name_taken,
+    one,
     receipt_code,
     require,
     require_owner_or,
@@ -28,6 +35,7 @@ from gateway.services import (
     stamp_update,
     unique_code,
 )
+from gateway.services import vehicles as vehicle_service
 from gateway.store import outbox
 from gateway.timeutil import iso, parse
 
@@ -288,6 +296,106 @@ def sweep(db: Database, ctx: Ctx) -> int:
             outbox.append(db, "membership_expired", {"membership_id": m["id"]}, ctx.now)
         changed += 1
     return changed
+
+
+# -- memberships sold by the central system ---------------------------------------------
+
+
+def upsert_central(
+    db: Database,
+    ctx: Ctx,
+    *,
+    external_id: str,
+    plan_name: str,
+    plates: list[str],
+    valid_from: date,
+    valid_to: date,
+    status: str,
+) -> dict[str, Any]:
+    """Create or replace the central membership ``external_id`` (plates already normalised).
+
+    Its vehicles are exactly ``plates`` afterwards (plates new to the site become ownerless
+    vehicles). Refused, changing nothing: an unknown plan, more plates than the plan covers,
+    a plate on another active membership, an end before the start.
+    """
+    plan = one(db, "SELECT * FROM membership_plans WHERE name = ?", [plan_name])
+    if plan is None:
+        raise Invalid(f"no membership plan named {plan_name!r}", field="plan")
+    wanted_plates = sorted(set(plates))
+    if len(wanted_plates) > plan["vehicle_limit"]:
+        raise Invalid(
+            f"plan {plan_name!r} covers at most {plan['vehicle_limit']} vehicle(s)",
+            field="vehicles",
+        )
+    if valid_to < valid_from:
+        raise Invalid("valid_to is before valid_from", field="valid_to")
+    existing = one(db, "SELECT * FROM memberships WHERE external_id = ?", [external_id])
+    exclude = existing["id"] if existing else None
+    vehicle_ids_: list[int] = []
+    for plate in wanted_plates:
+        row = one(db, "SELECT id FROM vehicles WHERE license_plate = ?", [plate])
+        if row is None:
+            row = vehicle_service.register_unowned(db, ctx, plate, "central_membership")
+        elif status == "active":
+            _vehicle_free(db, row["id"], ctx.utc_today, exclude)
+        vehicle_ids_.append(int(row["id"]))
+    values: dict[str, Any] = {
+        "plan_id": plan["id"],
+        "start_date": valid_from.isoformat(),
+        "end_date": valid_to.isoformat(),
+        "status": status,
+        "auto_renew": False,
+        "cancelled_at": iso(ctx.now) if status == "cancelled" else None,
+    }
+    if existing is None:
+        membership_id = stamp_insert(
+            db, "memberships", {"external_id": external_id, "user_id": None, **values}, ctx.now
+        )
+    else:
+        membership_id = int(existing["id"])
+        if existing["status"] == "cancelled" and status == "cancelled":
+            values["cancelled_at"] = existing["cancelled_at"]
+        stamp_update(db, "memberships", membership_id, values, ctx.now)
+        db.execute("DELETE FROM membership_vehicles WHERE membership_id = ?", [membership_id])
+    for vehicle_id in vehicle_ids_:
+        db.execute(
+            "INSERT INTO membership_vehicles (membership_id, vehicle_id) VALUES (?, ?)",
+            [membership_id, vehicle_id],
+        )
+    data = {
+        "membership_id": membership_id,
+        "external_id": external_id,
+        "created": existing is None,
+        "plan_id": plan["id"],
+        "plan": plan["name"],
+        "plates": wanted_plates,
+        "vehicle_ids": vehicle_ids_,
+        "valid_from": values["start_date"],
+        "valid_to": values["end_date"],
+        "status": status,
+    }
+    outbox.append(db, "membership_upserted", data, ctx.now)
+    return {"membership_id": membership_id, "external_id": external_id, "created": existing is None}
+
+
+def cancel_central(db: Database, ctx: Ctx, external_id: str) -> dict[str, Any]:
+    """Cancel the central membership; cancelling a cancelled one again changes nothing."""
+    m = one(db, "SELECT * FROM memberships WHERE external_id = ?", [external_id])
+    if m is None:
+        raise NotFound(f"no membership with external_id {external_id}")
+    if m["status"] != "cancelled":
+        db.execute(
+            "UPDATE memberships SET status = 'cancelled', cancelled_at = ?, updated_at = ?"
+            " WHERE id = ?",
+            [iso(ctx.now), iso(ctx.now), m["id"]],
+        )
+        outbox.append(
+            db,
+            "membership_cancelled",
+            {"membership_id": m["id"], "external_id": external_id},
+            ctx.now,
+        )
+    return {"membership_id": m["id"], "external_id": external_id, "status": "cancelled"}
 
 
 # -- benefits -----------------------------------------------------------------------------

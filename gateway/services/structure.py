@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from sqlite_utils import Database
 
 from gateway.errors import Conflict
+from gateway.events import EVENTS
 from gateway.services import Ctx, name_taken, one, require, stamp_insert, stamp_update
 from gateway.store import outbox
 
@@ -26,10 +28,24 @@ def _unique_zone_name(db: Database, level_id: int, name: str, zone_id: int | Non
         raise Conflict(f"level {level_id} already has a zone named {name!r}")
 
 
+def _created(db: Database, ctx: Ctx, event_type: str, table: str, row_id: int) -> None:
+    """The creation event from the row as stored (the columns the caller left out carry
+    their defaults), with the fields its registered Struct lists (gateway.events)."""
+    struct = EVENTS[event_type]
+    row = require(db, table, row_id, table)
+    key = msgspec.structs.fields(struct)[0].encode_name  # level_id, zone_id, ...
+    raw = {
+        f.encode_name: row_id if f.encode_name == key else row[f.encode_name]
+        for f in msgspec.structs.fields(struct)
+    }
+    data = msgspec.to_builtins(msgspec.convert(raw, struct, strict=False))
+    outbox.append(db, event_type, data, ctx.now)
+
+
 def create_level(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     _unique_level_name(db, values["name"])
     level_id = stamp_insert(db, "levels", values, ctx.now)
-    outbox.append(db, "level_created", {"level_id": level_id, **values}, ctx.now)
+    _created(db, ctx, "level_created", "levels", level_id)
     return level_id
 
 
@@ -46,7 +62,7 @@ def create_zone(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     require(db, "levels", values["level_id"], "level")
     _unique_zone_name(db, values["level_id"], values["name"])
     zone_id = stamp_insert(db, "zones", values, ctx.now)
-    outbox.append(db, "zone_created", {"zone_id": zone_id, **values}, ctx.now)
+    _created(db, ctx, "zone_created", "zones", zone_id)
     return zone_id
 
 
@@ -76,7 +92,7 @@ def create_space(db: Database, ctx: Ctx, values: dict[str, Any]) -> int:
     if values.get("space_type") == "ev_charging":
         values = {**values, "is_ev_charging": True}
     space_id = stamp_insert(db, "spaces", {**values, "status": "available"}, ctx.now)
-    outbox.append(db, "space_created", {"space_id": space_id, **values}, ctx.now)
+    _created(db, ctx, "space_created", "spaces", space_id)
     return space_id
 
 

@@ -437,3 +437,30 @@ CREATE TABLE alarm_acks (
 )
 """,
     )
+
+
+@MIGRATIONS(name="0006_i17_central_memberships", transactional=False)
+def central_memberships(db: Database) -> None:
+    """Memberships sold by the central system: keyed by its ``external_id``, with no local
+    account (``user_id`` NULL), recognised by their vehicles' plates at every site.
+
+    Dropping NOT NULL means rebuilding a table that others reference, so this follows
+    SQLite's procedure for it: foreign keys off (only possible outside a transaction),
+    rebuild in one transaction, ``foreign_key_check`` before the commit, keys back on.
+    """
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with db.atomic():
+            db.table("memberships").transform(not_null={"user_id": False})
+            _run(
+                db,
+                """
+ALTER TABLE memberships ADD COLUMN external_id TEXT;
+CREATE UNIQUE INDEX memberships_external ON memberships(external_id) WHERE external_id IS NOT NULL
+""",
+            )
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"foreign keys broken by the rebuild: {broken[:5]}")
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")

@@ -7,13 +7,19 @@ nothing twice. A malformed command gets an error result and changes nothing.
 
 Commands: ``open_lane``, ``set_lane_mode``, ``upsert_rate``, ``deactivate_rate``,
 ``upsert_discount``, ``deactivate_discount``, ``upsert_plan``, ``deactivate_plan``,
-``upsert_plate_list``.
+``upsert_plate_list``, ``upsert_membership``, ``cancel_membership``. Each has its input
+Struct in :data:`COMMANDS` (what the AsyncAPI document publishes as its payload schema).
+
+Central accounts are not pushed down: a site's console is for its own staff, whose
+accounts the site makes (``carpark-gateway user create``); memberships sold centrally
+need no local account, they cover plates (see :mod:`gateway.services.memberships`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -98,6 +104,170 @@ def _body(raw: dict[str, Any], kind: type[B]) -> B:
     return value
 
 
+ExternalId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^\S+$")]
+
+
+class UpsertMembership(Struct, forbid_unknown_fields=True):
+    """A membership sold centrally: the whole of it, replacing what the site had."""
+
+    request_id: RequestId
+    external_id: ExternalId
+    plan: Annotated[str, Meta(min_length=1, max_length=100)]  # the plan's name
+    vehicles: Annotated[list[PlateText], Meta(max_length=50)]  # licence plates
+    valid_from: date
+    valid_to: date
+    status: Literal["active", "suspended", "cancelled", "expired"] = "active"
+
+
+class CancelMembership(Struct, forbid_unknown_fields=True):
+    request_id: RequestId
+    external_id: ExternalId
+
+
+# -- the documented payloads (what /asyncapi.json publishes for each command) ------------------
+# The create/change forms of the upserts take the API's own input Structs plus the command's
+# keys, so the document follows the API's fields. (Issue 13 will let the handlers convert
+# into these directly; today they convert into the same API Structs field by field.)
+
+
+class UpsertRateNew(RateIn, kw_only=True):
+    """Without ``id``: a new rate."""
+
+    request_id: RequestId
+
+
+class UpsertRateChange(RateUpdate, kw_only=True):
+    """With the ``id`` of an existing rate: the given fields change."""
+
+    request_id: RequestId
+    id: Id
+
+
+class UpsertDiscount(DiscountIn, kw_only=True):
+    """A new code: a new discount."""
+
+    request_id: RequestId
+
+
+class UpsertDiscountChange(DiscountUpdate, kw_only=True):
+    """An existing code: the given fields change."""
+
+    request_id: RequestId
+    code: Annotated[str, Meta(min_length=1, max_length=50)]
+
+
+class UpsertPlan(PlanIn, kw_only=True):
+    """A new name: a new plan."""
+
+    request_id: RequestId
+
+
+class UpsertPlanChange(PlanUpdate, kw_only=True):
+    """An existing name: the given fields change."""
+
+    request_id: RequestId
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class CommandDoc(Struct, frozen=True):
+    summary: str
+    payload: tuple[type[Struct], ...]  # one of these
+    example: dict[str, Any]
+
+
+COMMANDS: dict[str, CommandDoc] = {
+    "open_lane": CommandDoc(
+        "Open a lane's barrier once (an operator's open, audited with the reason).",
+        (OpenLane,),
+        {"request_id": "c-1", "lane_id": "exit-1", "reason": "ambulance"},
+    ),
+    "set_lane_mode": CommandDoc(
+        "Put a lane in a mode.",
+        (SetLaneMode,),
+        {"request_id": "c-2", "lane_id": "exit-1", "mode": "free_exit"},
+    ),
+    "upsert_rate": CommandDoc(
+        "Create a rate, or change the given fields of the rate ``id``.",
+        (UpsertRateNew, UpsertRateChange),
+        {
+            "request_id": "c-3",
+            "name": "Central hourly",
+            "amount": 3.5,
+            "effective_from": "2024-01-01T00:00:00Z",
+        },
+    ),
+    "deactivate_rate": CommandDoc("Stop using a rate.", (ById,), {"request_id": "c-4", "id": 1}),
+    "upsert_discount": CommandDoc(
+        "Create a discount code, or change the given fields of an existing code.",
+        (UpsertDiscount, UpsertDiscountChange),
+        {
+            "request_id": "c-5",
+            "code": "CENTRAL10",
+            "name": "Central 10%",
+            "value": 10,
+            "valid_from": "2024-01-01T00:00:00Z",
+            "valid_to": "2030-01-01T00:00:00Z",
+        },
+    ),
+    "deactivate_discount": CommandDoc(
+        "Stop accepting a discount code.", (ByCode,), {"request_id": "c-6", "code": "CENTRAL10"}
+    ),
+    "upsert_plan": CommandDoc(
+        "Create a membership plan, or change the given fields of the plan ``name``.",
+        (UpsertPlan, UpsertPlanChange),
+        {
+            "request_id": "c-7",
+            "name": "Fleet",
+            "duration_months": 1,
+            "price": 0,
+            "vehicle_limit": 3,
+            "discount_percentage": 100,
+        },
+    ),
+    "deactivate_plan": CommandDoc(
+        "Stop selling a membership plan.", (ById,), {"request_id": "c-8", "id": 1}
+    ),
+    "upsert_plate_list": CommandDoc(
+        "Add or replace allow/deny list entries, and remove others.",
+        (UpsertPlateList,),
+        {
+            "request_id": "c-9",
+            "entries": [{"plate": "VIP1", "list": "allow", "lane_id": "exit-1"}],
+            "remove": [{"plate": "OLD1"}],
+        },
+    ),
+    "upsert_membership": CommandDoc(
+        "Create or replace the membership ``external_id`` sold centrally; its plates are"
+        " recognised by the lanes as soon as the result is ok.",
+        (UpsertMembership,),
+        {
+            "request_id": "c-10",
+            "external_id": "CRM-1001",
+            "plan": "Fleet",
+            "vehicles": ["AB123CD"],
+            "valid_from": "2024-01-01",
+            "valid_to": "2030-12-31",
+            "status": "active",
+        },
+    ),
+    "cancel_membership": CommandDoc(
+        "Cancel the membership ``external_id``.",
+        (CancelMembership,),
+        {"request_id": "c-11", "external_id": "CRM-1001"},
+    ),
+}
+
+
+class CommandResult(Struct, forbid_unknown_fields=True):
+    """What ``cmd/<name>/result`` carries (``request_id`` null for a message without one)."""
+
+    request_id: str | None
+    status: Literal["ok", "error"]
+    data: Any = msgspec.UNSET
+    error: str | msgspec.UnsetType = msgspec.UNSET
+    duplicate: bool | msgspec.UnsetType = msgspec.UNSET  # a repeat: the stored result
+
+
 class CommandError(Exception):
     """The command cannot be carried out; the message goes into the error result."""
 
@@ -116,6 +286,8 @@ class CommandHandler:
             "upsert_plan": self._upsert_plan,
             "deactivate_plan": self._deactivate_plan,
             "upsert_plate_list": self._upsert_plate_list,
+            "upsert_membership": self._upsert_membership,
+            "cancel_membership": self._cancel_membership,
         }
         self._lane_commands: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "open_lane": self._open_lane,
@@ -367,6 +539,25 @@ class CommandHandler:
             return {"upserted": len(entries), "removed": removed}
 
         return run
+
+    # -- memberships sold centrally -----------------------------------------------------------
+    def _upsert_membership(self, raw: dict[str, Any], ctx: Ctx) -> Callable[[Database], Any]:
+        cmd = msgspec.convert(raw, UpsertMembership, strict=False)
+        plates_ = [normalize_plate(p) for p in cmd.vehicles]
+        return lambda db: memberships.upsert_central(
+            db,
+            ctx,
+            external_id=cmd.external_id,
+            plan_name=cmd.plan.strip(),
+            plates=plates_,
+            valid_from=cmd.valid_from,
+            valid_to=cmd.valid_to,
+            status=cmd.status,
+        )
+
+    def _cancel_membership(self, raw: dict[str, Any], ctx: Ctx) -> Callable[[Database], Any]:
+        cmd = msgspec.convert(raw, CancelMembership, strict=True)
+        return lambda db: memberships.cancel_central(db, ctx, cmd.external_id)
 
 
 def _store(db: Database, request_id: str, name: str, result: Result, ctx: Ctx) -> None:
