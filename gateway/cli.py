@@ -55,6 +55,26 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("directory", metavar="DIR")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead")
     evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="the first N images")
+    evaluate.add_argument(
+        "--misses", action="store_true", help="also list every image not read exactly, and why"
+    )
+    models = lpr.add_parser(
+        "models", help="the detector and OCR models: install them, show where they are"
+    ).add_subparsers(dest="models_command", required=True)
+    install = models.add_parser(
+        "install",
+        help="put the pinned models in the state directory, each checked against its SHA-256",
+    )
+    install.add_argument(
+        "--from",
+        dest="origin",
+        default=None,
+        metavar="DIR_OR_URL",
+        help="a folder (USB stick, ../shared/lpr/models) or base URL holding the files"
+        " (default: their public release addresses)",
+    )
+    models.add_parser("list", help="the pinned files: size, SHA-256, licence, source, address")
+    models.add_parser("where", help="which model files the daemon would load, and from where")
     for command in (read, evaluate):
         command.add_argument(
             "--max-side", type=int, default=None, metavar="PX", help="override lpr.max_side_px"
@@ -82,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.logging.level, config.logging.format)
     log = structlog.get_logger("gateway.cli")
 
+    if args.command == "lpr" and args.lpr_command == "models":
+        return _lpr_models(config.lpr, args)
     if args.command == "lpr":
         return _lpr(config.lpr, args)
 
@@ -132,6 +154,43 @@ def _create_user(store: Store, args: argparse.Namespace) -> int:
         print(f"carpark-gateway: {err.detail}", file=sys.stderr)
         return 1
     print(f"created {args.role} {email} (id {user_id})")
+    return 0
+
+
+def _lpr_models(lpr: LprConfig, args: argparse.Namespace) -> int:
+    """``lpr models install|list|where``: no model is loaded, so a site without them can run it."""
+    from drivers.camera import models
+    from drivers.camera.lpr import LprModelError, model_paths
+
+    if args.models_command == "list":
+        print("\n".join(models.describe()))
+        return 0
+    if args.models_command == "where":
+        try:
+            paths = model_paths(lpr)
+        except LprModelError as err:
+            print(f"carpark-gateway: {err}", file=sys.stderr)
+            return 1
+        print(f"found in the {paths.found_in}")
+        for role, path in (
+            ("detector", paths.detector),
+            ("ocr", paths.ocr),
+            ("ocr_config", paths.ocr_config),
+        ):
+            print(f"  {role:<10} {path}")
+        return 0
+    try:
+        target = models.install(lpr.state_dir, args.origin, report=print)
+    except models.ModelInstallError as err:
+        print(f"carpark-gateway: models not installed: {err}", file=sys.stderr)
+        return 1
+    print(f"installed in {target}")
+    if lpr.models_dir:
+        print(
+            f"note: [lpr] models_dir / CARPARK_LPR_DIR = {lpr.models_dir} is set and wins over"
+            " the state directory",
+            file=sys.stderr,
+        )
     return 0
 
 

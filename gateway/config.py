@@ -102,12 +102,18 @@ class SimulationConfig:
 class LprConfig:
     """Plate recognition models and the site's plate rules."""
 
-    # Where the offline models live (and, for tests and benchmarks, the labelled images).
+    # Where the models are looked for, first match wins (drivers.camera.models.find_models):
+    # models_dir (CARPARK_LPR_DIR) when set; else <state_dir>/lpr-models, where
+    # `carpark-gateway lpr models install` puts them; else the development folder `directory`
+    # (the checkout's ../shared/lpr, which also holds the labelled photographs).
+    models_dir: str = ""
+    state_dir: str = ""  # default: the folder of [database] path (the daemon's state directory)
     directory: str = "../shared/lpr"
-    detector_model: str = "models/license_plate_detection_lpd_yunet_2023mar.onnx"
-    # A path (relative to ``directory``) or a fast-plate-ocr hub name such as "cct-xs-v1-global-model".
-    ocr_model: str = "models/cct_xs_v1_global.onnx"
-    ocr_config: str = "models/cct_xs_v1_global_plate_config.yaml"
+    # File names in that folder (or its models/), or absolute paths; ocr_model may also be a
+    # fast-plate-ocr hub name such as "cct-xs-v1-global-model" (downloaded on first use).
+    detector_model: str = "license_plate_detection_lpd_yunet_2023mar.onnx"
+    ocr_model: str = "cct_xs_v1_global.onnx"
+    ocr_config: str = "cct_xs_v1_global_plate_config.yaml"
     detection_score: float = 0.3
     min_plate_width_px: int = 40
     padding: float = 0.10  # crop padding around the detected box, fraction of its size
@@ -235,7 +241,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CARPARK_DEVELOPMENT": ("site", "development"),
     "CARPARK_LOG_LEVEL": ("logging", "level"),
     "CARPARK_LOG_FORMAT": ("logging", "format"),
-    "CARPARK_LPR_DIR": ("lpr", "directory"),
+    "CARPARK_LPR_DIR": ("lpr", "models_dir"),
     "CARPARK_MQTT_HOST": ("mqtt", "host"),
     "CARPARK_MQTT_PORT": ("mqtt", "port"),
     "CARPARK_MQTT_USERNAME": ("mqtt", "username"),
@@ -335,6 +341,9 @@ def build_config(raw: Mapping[str, Any], *, source: str = "<dict>") -> Config:
             raise ConfigError(f"[{name}] must be a table")
         sections[name] = _build_section(name, _SECTIONS[name], value)
     config = Config(**sections, source=source)
+    if not config.lpr.state_dir:  # install and lookup use the database's folder
+        lpr = replace(config.lpr, state_dir=str(Path(config.database.path).parent))
+        config = replace(config, lpr=lpr)
     _validate(config)
     return config
 

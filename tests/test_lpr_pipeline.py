@@ -31,6 +31,7 @@ from gateway.config import LprConfig, lpr_directory
 ROOT = Path(__file__).resolve().parent.parent
 LPR_DIR = lpr_directory(os.environ.get("CARPARK_LPR_DIR") or LprConfig().directory).resolve()
 DATA = LPR_DIR / "data"
+MODELS = LPR_DIR / "models"
 SUBSET = 60  # images per set: keeps this file well under a minute on 2 cores
 
 pytestmark = pytest.mark.skipif(
@@ -205,12 +206,14 @@ def test_non_plate_images_give_no_confident_plate(pipeline: LprPipeline, config:
 
 def test_missing_models_are_named(tmp_path: Path, config: LprConfig) -> None:
     missing = LprConfig(directory=str(tmp_path), detector_model="models/nope.onnx")
-    with pytest.raises(LprModelError, match=r"plate detector model not found: .*nope\.onnx"):
+    with pytest.raises(LprModelError, match=r"plate models not found: models/nope\.onnx"):
         LprPipeline.from_config(missing)
+    with pytest.raises(LprModelError, match=r"plate detector model not found: .*nope\.onnx"):
+        PlateDetector(tmp_path / "nope.onnx")
     with pytest.raises(LprModelError, match=r"OCR model not found: .*absent\.onnx"):
-        PlateRecognizer(tmp_path / "absent.onnx", LPR_DIR / config.ocr_config)
+        PlateRecognizer(tmp_path / "absent.onnx", MODELS / config.ocr_config)
     with pytest.raises(LprModelError, match=r"OCR plate config not found: .*absent\.yaml"):
-        PlateRecognizer(LPR_DIR / config.ocr_model, tmp_path / "absent.yaml")
+        PlateRecognizer(MODELS / config.ocr_model, tmp_path / "absent.yaml")
 
 
 def test_corrupt_models_are_named(tmp_path: Path, config: LprConfig) -> None:
@@ -219,10 +222,10 @@ def test_corrupt_models_are_named(tmp_path: Path, config: LprConfig) -> None:
     with pytest.raises(LprModelError, match=r"corrupt\.onnx"):
         PlateDetector(corrupt)
     with pytest.raises(LprModelError, match=r"corrupt\.onnx"):
-        PlateRecognizer(corrupt, LPR_DIR / config.ocr_config)
+        PlateRecognizer(corrupt, MODELS / config.ocr_config)
     # A real model of the wrong kind is refused at load time as well.
     with pytest.raises(LprModelError, match=r"cct_xs_v1_global\.onnx"):
-        PlateDetector(LPR_DIR / config.ocr_model)
+        PlateDetector(MODELS / config.ocr_model)
     # ... and so is a config pointing the pipeline at it.
     wrong = LprConfig(directory=str(LPR_DIR), detector_model=config.ocr_model)
     with pytest.raises(LprModelError, match=r"cct_xs_v1_global\.onnx"):
@@ -306,7 +309,8 @@ def test_cli_reports_a_missing_model(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "plate detector model not found" in done.stderr and str(tmp_path) in done.stderr
+    assert "plate models not found" in done.stderr and str(tmp_path) in done.stderr
+    assert "carpark-gateway lpr models install" in done.stderr
 
 
 def test_upscale_from_the_config_file_reads_small_eu_frames_better(tmp_path: Path) -> None:

@@ -63,7 +63,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from drivers.camera.models import LprModelError, ModelPaths, find_models
 from gateway.config import LprConfig, lpr_directory
+
+__all__ = ["LprModelError", "LprPipeline", "PlateDetector", "PlateRecognizer"]
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 Image = npt.NDArray[Any]  # uint8 HxWx3 BGR (checked by as_bgr)
@@ -81,10 +84,6 @@ _REFINE_PLATE_PX = 128.0
 _REFINE_MIN_IOU = 0.3  # a refined box must overlap the first one this much to replace it
 _MAX_UPSCALE = 2.0  # with upscale=True, small regions are enlarged at most this much
 _MAX_ROI_ASPECT = 40  # a region thinner than 1:40 holds no plate
-
-
-class LprModelError(Exception):
-    """A model file is missing, unreadable or not a model; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -447,6 +446,19 @@ class PlateRecognizer:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def model_paths(cfg: LprConfig) -> ModelPaths:
+    """The model files of ``[lpr]``, looked up as :func:`~drivers.camera.models.find_models` says."""
+    return find_models(
+        detector=cfg.detector_model,
+        ocr=cfg.ocr_model,
+        ocr_config=cfg.ocr_config,
+        models_dir=cfg.models_dir,
+        state_dir=cfg.state_dir or ".",
+        development=lpr_directory(cfg.directory),
+        need_ocr_files=not _is_hub_name(cfg.ocr_model),
+    )
+
+
 # -- the pipeline -------------------------------------------------------------------------
 
 
@@ -473,10 +485,11 @@ class LprPipeline:
 
     @classmethod
     def from_config(cls, cfg: LprConfig, **detector_options: Any) -> LprPipeline:
-        """The pipeline of ``[lpr]``; model paths are relative to ``cfg.directory`` (itself
-        relative to the working directory). ``detector_options`` override
-        :class:`PlateDetector` settings (``max_side_px``, ``upscale``, ``refine``...)."""
-        directory = lpr_directory(cfg.directory)
+        """The pipeline of ``[lpr]``, its models found as :func:`~drivers.camera.models.find_models`
+        says (a missing set raises :class:`LprModelError` naming the install command).
+        ``detector_options`` override :class:`PlateDetector` settings (``max_side_px``...)."""
+        hub = _is_hub_name(cfg.ocr_model)
+        paths = model_paths(cfg)
         options: dict[str, Any] = {
             "score_threshold": cfg.detection_score,
             "min_plate_width_px": cfg.min_plate_width_px,
@@ -485,11 +498,11 @@ class LprPipeline:
             "refine": cfg.refine,
             **detector_options,
         }
-        detector = PlateDetector(directory / cfg.detector_model, **options)
-        if _is_hub_name(cfg.ocr_model) and not (directory / cfg.ocr_model).exists():
+        detector = PlateDetector(paths.detector, **options)
+        if hub:
             recognizer = PlateRecognizer(cfg.ocr_model)
         else:
-            recognizer = PlateRecognizer(directory / cfg.ocr_model, directory / cfg.ocr_config)
+            recognizer = PlateRecognizer(paths.ocr, paths.ocr_config)
         return cls(detector, recognizer, padding=cfg.padding)
 
     def process(self, frame_bgr: Any, roi: Sequence[int] | None = None) -> list[FrameRead]:
