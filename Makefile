@@ -19,11 +19,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
-# Debian packages the tests talk to as real peers (Mosquitto broker, socat for serial ptys).
+# Debian packages the tests talk to as real peers (Mosquitto broker, socat for serial ptys,
+# ffmpeg serving the RTSP and MJPEG camera streams).
 system-deps:
 	@missing=""; \
 	command -v /usr/sbin/mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

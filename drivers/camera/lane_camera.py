@@ -24,12 +24,20 @@ from typing import Any
 import numpy as np
 import structlog
 
-from drivers.camera.capture import Capture, FolderSource, FrameSource, MotionGate, OpenCVSource
+from drivers.camera.capture import (
+    STALL_S,
+    Capture,
+    FolderSource,
+    FrameSource,
+    MotionGate,
+    OpenCVSource,
+)
 from gateway.config import ConfigError, LprConfig, Options
 from gateway.domain.plate_reads import Observation, PlateRules, PlateVote, ReadGrouper
 from gateway.domain.plates import InvalidPlate, normalize_plate
 
 log = structlog.get_logger("drivers.camera")
+HEALTH_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class LaneCamera:
         min_confidence: float,
         min_reads: int,
         api_key: str | None,
+        stall_s: float = STALL_S,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -78,6 +87,7 @@ class LaneCamera:
         self.roi = roi
         self.continuous = continuous
         self.api_key = api_key
+        self.stall_s = stall_s
         self.grouper = ReadGrouper(min_confidence=min_confidence, min_reads=min_reads)
         self.sink: ReadSink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -111,15 +121,7 @@ class LaneCamera:
             link.healthy()
             await asyncio.Event().wait()
         assert self.source is not None and self.pipeline is not None
-        health: asyncio.Queue[str | None] = asyncio.Queue()
-
-        def on_health(problem: str | None) -> None:
-            if problem != self._health:
-                self._health = problem
-                assert self._loop is not None
-                self._loop.call_soon_threadsafe(health.put_nowait, problem)
-
-        capture = Capture(self.source, name=self.camera_id, on_health=on_health)
+        capture = Capture(self.source, name=self.camera_id, stall_s=self.stall_s)
         stop = threading.Event()
         worker = threading.Thread(
             target=self._work,
@@ -129,14 +131,20 @@ class LaneCamera:
         )
         capture.start()
         worker.start()
+        reported: str | None = "starting"
         try:
             while True:
-                # The capture thread reconnects by itself; the lane only hears about it.
-                problem = await health.get()
-                if problem is None:
-                    link.healthy()
-                else:
-                    link.lost(problem)
+                # Level-triggered: the capture's health is re-read every tick, so a stall
+                # that no thread reports (a camera frozen mid-stream) is seen as well. The
+                # capture thread reconnects by itself; the lane only hears about it.
+                problem = capture.problem()
+                if problem != reported and (problem is not None or capture.newest()):
+                    reported = self._health = problem
+                    if problem is None:
+                        link.healthy()
+                    else:
+                        link.lost(problem)
+                await asyncio.sleep(HEALTH_POLL_S)
         finally:
             stop.set()
             capture.stop()
@@ -281,6 +289,7 @@ def build_camera(
         min_confidence=o.number("min_confidence", lpr.min_confidence, low=0, high=1),
         min_reads=o.integer("min_reads", 2, low=1, high=50),
         api_key=o.text("api_key", None),
+        stall_s=o.number("stall_s", STALL_S, low=0.5, high=60),
     )
     o.done()
     if driver == "smart" and camera.api_key is None:
