@@ -152,11 +152,16 @@ class LaneCamera:
 
     # -- smart cameras --------------------------------------------------------------------
     def external_read(
-        self, plate: str, confidence: float, at: datetime, image: np.ndarray | None
+        self,
+        plate: str,
+        confidence: float,
+        at: datetime,
+        image: np.ndarray | None,
+        crop: np.ndarray | None = None,
     ) -> None:
-        """A read from a smart camera (already OCRed on board)."""
+        """A read from a smart camera (already OCRed on board), with its pictures if any."""
         observation = Observation(
-            text=plate, confidence=confidence, at=at, evidence=Evidence(image, None)
+            text=plate, confidence=confidence, at=at, evidence=Evidence(image, crop)
         )
         with self._lock:
             if not self._armed.is_set() and not self.continuous:
@@ -287,7 +292,8 @@ def build_camera(
         roi=roi,
         continuous=o.choice("mode", ("triggered", "continuous"), "triggered") == "continuous",
         min_confidence=o.number("min_confidence", lpr.min_confidence, low=0, high=1),
-        min_reads=o.integer("min_reads", 2, low=1, high=50),
+        # A smart camera has voted already and pushes once per vehicle; frames need two.
+        min_reads=o.integer("min_reads", 1 if driver == "smart" else 2, low=1, high=50),
         api_key=o.text("api_key", None),
         stall_s=o.number("stall_s", STALL_S, low=0.5, high=60),
     )
