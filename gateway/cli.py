@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--misses", action="store_true", help="also list every image not read exactly, and why"
     )
+    evaluate.add_argument(
+        "--errata",
+        metavar="FILE",
+        default=None,
+        help="label corrections (set, image, published, corrected, why; e.g. bench/lpr_label_errata.tsv)",
+    )
     models = lpr.add_parser(
         "models", help="the detector and OCR models: install them, show where they are"
     ).add_subparsers(dest="models_command", required=True)
@@ -81,13 +87,15 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--upscale",
-            action="store_true",
-            help="enlarge regions smaller than --max-side (up to 2x)",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="override lpr.upscale: enlarge regions smaller than --max-side (up to 2x)",
         )
         command.add_argument(
             "--refine",
-            action="store_true",
-            help="second detection pass on a zoomed window per plate",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="override lpr.refine: confirm each candidate on a window zoomed to the plate",
         )
     return parser
 
@@ -202,12 +210,16 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
     import cv2
 
     from drivers.camera.lpr import LprModelError, LprPipeline
-    from drivers.camera.lpr_eval import Progress, evaluate, load_samples
+    from drivers.camera.lpr_eval import Progress, evaluate, load_errata, load_samples
 
     if args.lpr_command == "eval" and args.limit is not None and args.limit < 1:
         print("carpark-gateway: --limit must be at least 1", file=sys.stderr)
         return 2
-    options: dict[str, object] = {"upscale": args.upscale, "refine": args.refine}
+    options: dict[str, object] = {
+        key: value
+        for key, value in (("upscale", args.upscale), ("refine", args.refine))
+        if value is not None
+    }
     if args.max_side is not None:
         if args.max_side < 64:
             print("carpark-gateway: --max-side must be at least 64", file=sys.stderr)
@@ -241,7 +253,8 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
         return 1 if failed else 0
 
     try:
-        samples = load_samples(args.directory, args.limit)
+        errata = load_errata(args.errata) if args.errata else None
+        samples = load_samples(args.directory, args.limit, errata)
     except (OSError, ValueError) as err:
         print(f"carpark-gateway: {err}", file=sys.stderr)
         return 2
@@ -251,7 +264,7 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
     finally:
         progress.close()
     if args.json:
-        print(json.dumps(result.as_json()))
+        print(json.dumps(result.as_json(misses=args.misses)))
         return 0
 
     def pct(value: float | None) -> str:
@@ -269,6 +282,10 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
     print(
         f"per frame            p50 {ms(result.ms_per_frame_p50)}, p99 {ms(result.ms_per_frame_p99)}"
     )
+    if args.misses:
+        print(f"\nmisses ({len(result.misses)}): image, label, read, why")
+        for miss in result.misses:
+            print(f"  {miss.image:<44} {miss.label:<10} {miss.read or '-':<10} {miss.why}")
     return 0
 
 

@@ -114,16 +114,20 @@ class LprConfig:
     detector_model: str = "license_plate_detection_lpd_yunet_2023mar.onnx"
     ocr_model: str = "cct_xs_v1_global.onnx"
     ocr_config: str = "cct_xs_v1_global_plate_config.yaml"
-    detection_score: float = 0.3
+    detection_score: float = 0.3  # a plate is kept when a detection scores at least this
     min_plate_width_px: int = 40
     padding: float = 0.10  # crop padding around the detected box, fraction of its size
-    max_side_px: int = 960  # frames are downscaled to this for detection
-    # Small frames (low-resolution cameras, plates under ~40 px) are also enlarged, up to
-    # 2x, to reach max_side_px: tighter boxes and better reads at 2-3x the detection time.
+    # Detection is two passes (drivers.camera.lpr.PlateDetector): the region scaled to
+    # max_side_px finds candidates down to candidate_score; each of the best max_candidates
+    # is confirmed on a window zoomed so that the plate is refine_plate_px wide (the
+    # upscaling follows the plate's size). refine = false: one pass at detection_score.
+    max_side_px: int = 480
+    refine: bool = True
+    candidate_score: float = 0.05
+    max_candidates: int = 4
+    refine_plate_px: int = 128
+    # Also enlarge regions smaller than max_side_px (up to 2x) for the first pass.
     upscale: bool = False
-    # A second detection on a zoomed window around each plate: helps small plates in big
-    # frames, hurts some large ones; 5-10 ms per plate.
-    refine: bool = False
     # Plate rules: a read is accepted when it matches one of these (empty: any text).
     formats: tuple[str, ...] = ()
     min_confidence: float = 0.6  # a vote below this is not a confident plate
@@ -430,6 +434,10 @@ def _validate(config: Config) -> None:
         or not 0 <= lpr.min_confidence <= 1
     ):
         raise ConfigError("[lpr] padding must be 0..1, detection_score and min_confidence 0..1")
+    if not 0 < lpr.candidate_score < 1 or not 1 <= lpr.max_candidates <= 32:
+        raise ConfigError("[lpr] candidate_score must be 0..1 and max_candidates 1..32")
+    if not 32 <= lpr.refine_plate_px <= 512:
+        raise ConfigError("[lpr] refine_plate_px must be 32..512")
     if lpr.max_side_px < 64 or lpr.min_plate_width_px < 1 or lpr.evidence_quota_mb < 1:
         raise ConfigError(
             "[lpr] max_side_px >= 64, min_plate_width_px >= 1, evidence_quota_mb >= 1"

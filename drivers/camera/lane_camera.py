@@ -33,7 +33,13 @@ from drivers.camera.capture import (
     OpenCVSource,
 )
 from gateway.config import ConfigError, LprConfig, Options
-from gateway.domain.plate_reads import Observation, PlateRules, PlateVote, ReadGrouper
+from gateway.domain.plate_reads import (
+    SURE_CHARACTER,
+    Observation,
+    PlateRules,
+    PlateVote,
+    ReadGrouper,
+)
 from gateway.domain.plates import InvalidPlate, normalize_plate
 
 log = structlog.get_logger("drivers.camera")
@@ -199,10 +205,13 @@ class LaneCamera:
                 continue
             now = datetime.now(UTC)
             for read in reads:
-                text, valid = self._conform(read.text)
+                text, valid = self._conform(read.text, read.char_confidences)
                 if text is None:
                     continue
-                confidence = float(read.confidence) * (1.0 if valid else 0.5)
+                # Outside the site's formats: a doubtful read counts half; a confident one
+                # (every character sure) is a plate from elsewhere and counts in full.
+                sure = min(read.char_confidences, default=0.0) >= SURE_CHARACTER
+                confidence = float(read.confidence) * (1.0 if valid or sure else 0.5)
                 observation = Observation(
                     text=text,
                     confidence=confidence,
@@ -218,12 +227,13 @@ class LaneCamera:
                     if result is not None:
                         self._emit(result, confident=True, started=self._group_started)
 
-    def _conform(self, raw: str) -> tuple[str | None, bool]:
+    def _conform(self, raw: str, chars: tuple[float, ...] = ()) -> tuple[str | None, bool]:
         try:
             text = normalize_plate(raw)
         except InvalidPlate:
             return None, False
-        return self.rules.conform(text)
+        # The OCR's text has no separators, so its confidences line up with the plate.
+        return self.rules.conform(text, char_confidences=chars if len(chars) == len(text) else None)
 
     def _emit(
         self, result: PlateVote, *, confident: bool, started: float, source: str = "camera"

@@ -62,6 +62,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+from fast_plate_ocr.core.process import postprocess_output, resize_image
 
 from drivers.camera.models import LprModelError, ModelPaths, find_models
 from gateway.config import LprConfig, lpr_directory
@@ -82,6 +83,7 @@ _NMS_IOU = 0.3
 _REFINE_CONTEXT = (0.6, 1.2)  # fraction of the box's width (each side), of its height
 _REFINE_PLATE_PX = 128.0
 _REFINE_MIN_IOU = 0.3  # a refined box must overlap the first one this much to replace it
+_SAME_PLATE_IOU = 0.5  # two candidates that refine to boxes overlapping this much are one plate
 _MAX_UPSCALE = 2.0  # with upscale=True, small regions are enlarged at most this much
 _MAX_ROI_ASPECT = 40  # a region thinner than 1:40 holds no plate
 
@@ -219,9 +221,12 @@ class PlateDetector:
         *,
         score_threshold: float = 0.3,
         min_plate_width_px: int = 40,
-        max_side_px: int = 960,
+        max_side_px: int = 480,
         upscale: bool = False,
-        refine: bool = False,
+        refine: bool = True,
+        candidate_score: float = 0.05,
+        max_candidates: int = 4,
+        refine_plate_px: float = _REFINE_PLATE_PX,
     ) -> None:
         path = _model_file(Path(model_path), "plate detector model")
         try:
@@ -236,6 +241,9 @@ class PlateDetector:
         self.max_side_px = max_side_px
         self.refine = refine
         self.upscale = upscale
+        self.candidate_score = min(candidate_score, score_threshold)
+        self.max_candidates = max_candidates
+        self.refine_plate_px = refine_plate_px
         self._priors: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
         self._lock = threading.Lock()
         try:  # fail at start-up, not on the first car, if the file is a model of something else
@@ -252,17 +260,45 @@ class PlateDetector:
         region = crop(frame, (rx, ry, rw, rh))
         scale = self.max_side_px / max(rw, rh)
         scale = min(scale, _MAX_UPSCALE if self.upscale else 1.0)
-        boxes, scores = self._detect_scaled(region, scale, self.score_threshold)
+        if self.refine:
+            boxes, scores = self._cascade(region, scale)
+        else:
+            boxes, scores = self._detect_scaled(region, scale, self.score_threshold)
         found: list[Detection] = []
-        for box, score in zip(boxes, scores, strict=True):
-            final = self._refined(region, box) if self.refine else box
-            x, y, w, h = final
+        for (x, y, w, h), score in zip(boxes, scores, strict=True):
             if w < self.min_plate_width_px:
                 continue
             full = (round(x) + rx, round(y) + ry, round(w), round(h))
             found.append(Detection(box=_clip_box(full, frame.shape), score=float(score)))
         found.sort(key=lambda d: d.score, reverse=True)
         return found
+
+    def _cascade(
+        self, region: Image, scale: float
+    ) -> tuple[list[tuple[float, float, float, float]], list[float]]:
+        """A coarse pass with a low threshold, each candidate confirmed on a zoomed window.
+
+        The coarse pass at ``max_side_px`` finds where plates may be, down to
+        ``candidate_score``; each of the best ``max_candidates`` is detected again on its
+        window scaled so the plate is ``refine_plate_px`` wide (enlarged when small, reduced
+        when large: the upscaling is chosen from the plate's size, not by a flag), and kept
+        when that pass scores it at least ``score_threshold``. A candidate that was already
+        sure in the coarse pass but is lost on its window keeps its coarse box.
+        """
+        boxes, scores = self._detect_scaled(region, scale, self.candidate_score)
+        ranked = sorted(zip(boxes, scores, strict=True), key=lambda bs: bs[1], reverse=True)
+        kept: list[tuple[tuple[float, float, float, float], float]] = []
+        for box, score in ranked[: self.max_candidates]:
+            refined = self._refined(region, box)
+            if refined is not None:
+                final = refined
+            elif score >= self.score_threshold:
+                final = (box, score)
+            else:
+                continue
+            if all(iou(final[0], other) < _SAME_PLATE_IOU for other, _ in kept):
+                kept.append(final)
+        return [b for b, _ in kept], [sc for _, sc in kept]
 
     # The network, the prior boxes and the decoding follow the zoo's lpd_yunet.py.
     def _detect_scaled(
@@ -316,11 +352,12 @@ class PlateDetector:
 
     def _refined(
         self, region: Image, box: tuple[float, float, float, float]
-    ) -> tuple[float, float, float, float]:
-        """The box found again on a window around ``box`` zoomed so the plate is 128 px wide."""
+    ) -> tuple[tuple[float, float, float, float], float] | None:
+        """The box (and score) found again on a window around ``box`` zoomed so the plate is
+        ``refine_plate_px`` wide, or None when that pass does not confirm it."""
         x, y, w, h = box
-        if w < 8 or h < 2 or h > w * 2:  # nothing to zoom, or not plate-shaped
-            return box
+        if w < 4 or h < 2 or h > w * 2:  # nothing to zoom, or not plate-shaped
+            return None
         cx, cy = _REFINE_CONTEXT
         wx0 = max(0, int(x - cx * w))
         wy0 = max(0, int(y - cy * h))
@@ -328,14 +365,14 @@ class PlateDetector:
         wy1 = min(region.shape[0], int(np.ceil(y + h + cy * h)))
         window = (wx0, wy0, wx1 - wx0, wy1 - wy0)
         if window[2] < 2 or window[3] < 2:
-            return box
-        scale = _REFINE_PLATE_PX / w
-        boxes, scores = self._detect_scaled(crop(region, window), scale, self.score_threshold * 0.5)
-        best, best_score = box, -1.0
+            return None
+        scale = self.refine_plate_px / w
+        boxes, scores = self._detect_scaled(crop(region, window), scale, self.score_threshold)
+        best: tuple[tuple[float, float, float, float], float] | None = None
         for (bx, by, bw, bh), score in zip(boxes, scores, strict=True):
             candidate = (bx + wx0, by + wy0, bw, bh)
-            if iou(candidate, box) >= _REFINE_MIN_IOU and score > best_score:
-                best, best_score = candidate, score
+            if iou(candidate, box) >= _REFINE_MIN_IOU and (best is None or score > best[1]):
+                best = (candidate, score)
         return best
 
     def _priors_for(self, width: int, height: int) -> npt.NDArray[np.float32]:
@@ -374,6 +411,19 @@ def _clip_box(box: Box, shape: tuple[int, ...]) -> Box:
 
 # -- recognition --------------------------------------------------------------------------
 
+# Plates hold the digits 0 and 1 far more often than the letters O and I (many plate series
+# leave those letters out): 158 zeros to 40 Os and 154 ones to 32 Is over the US, EU and
+# Argentinian labels. When the OCR hesitates between the two, the digit is the better bet;
+# the model's probability of the digit is doubled (then renormalised), so a letter still
+# wins whenever the model is more than twice as sure of it. Measured on ground-truth crops:
+# US 88.3 -> 90.5 %, EU and AR unchanged; 5x starts to cost EU reads. Other look-alikes
+# (B/8, S/5, Z/2, G/6) gain nothing and are left alone.
+DIGIT_PRIOR = {"0": 2.0, "1": 2.0}
+
+
+def _character_prior(alphabet: str) -> npt.NDArray[np.float32]:
+    return np.array([DIGIT_PRIOR.get(ch, 1.0) for ch in alphabet], np.float32)
+
 
 class PlateRecognizer:
     """fast-plate-ocr's ``LicensePlateRecognizer`` from a local model, or from a hub name.
@@ -384,7 +434,9 @@ class PlateRecognizer:
     Crops are BGR (as OpenCV gives them) and converted to the model's colour mode here.
     """
 
-    def __init__(self, model: str | Path, plate_config: str | Path | None = None) -> None:
+    def __init__(
+        self, model: str | Path, plate_config: str | Path | None = None, *, digit_prior: bool = True
+    ) -> None:
         import onnxruntime as ort
         from fast_plate_ocr import LicensePlateRecognizer
 
@@ -421,16 +473,45 @@ class PlateRecognizer:
             where = text if plate_config is None else f"{text} (config {plate_config})"
             raise LprModelError(f"OCR model cannot be loaded: {where}: {err}") from err
         self._gray = self._ocr.config.image_color_mode == "grayscale"
+        alphabet = self._ocr.config.alphabet
+        self._prior = (
+            _character_prior(alphabet) if digit_prior else np.ones(len(alphabet), np.float32)
+        )
 
     def read(self, crops_bgr: Sequence[Any]) -> list[OcrRead]:
         """One read per crop, in order, in one batch through the model."""
         if not crops_bgr:
             return []
-        images = [self._prepare(c, i) for i, c in enumerate(crops_bgr)]
+        config = self._ocr.config
+        batch = np.stack(
+            [
+                resize_image(
+                    self._prepare(c, i),
+                    config.img_height,
+                    config.img_width,
+                    image_color_mode=config.image_color_mode,
+                    keep_aspect_ratio=config.keep_aspect_ratio,
+                    interpolation_method=config.interpolation,
+                    padding_color=config.padding_color,
+                )
+                for i, c in enumerate(crops_bgr)
+            ]
+        ).astype(np.uint8)
+        if batch.ndim == 3:  # grayscale models take (N, H, W, 1)
+            batch = batch[..., None]
         with self._lock:
-            predictions = self._ocr.run(images, return_confidence=True)
+            output = self._ocr.model.run([self._ocr.plate_output_name], {"input": batch})[0]
+        slots = np.asarray(output, np.float32).reshape(len(batch), config.max_plate_slots, -1)
+        slots = slots * self._prior
+        slots /= slots.sum(axis=-1, keepdims=True)
         reads: list[OcrRead] = []
-        for prediction in predictions:
+        for prediction in postprocess_output(
+            slots,
+            max_plate_slots=config.max_plate_slots,
+            model_alphabet=config.alphabet,
+            pad_char=config.pad_char,
+            return_confidence=True,
+        ):
             text = prediction.plate
             probs = prediction.char_probs
             chars = tuple(float(p) for p in probs[: len(text)]) if probs is not None else ()
@@ -496,6 +577,9 @@ class LprPipeline:
             "max_side_px": cfg.max_side_px,
             "upscale": cfg.upscale,
             "refine": cfg.refine,
+            "candidate_score": cfg.candidate_score,
+            "max_candidates": cfg.max_candidates,
+            "refine_plate_px": float(cfg.refine_plate_px),
             **detector_options,
         }
         detector = PlateDetector(paths.detector, **options)
