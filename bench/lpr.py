@@ -279,7 +279,8 @@ def main() -> None:
         f" cv2 threads {cv2.getNumThreads()}, models from the {paths.found_in} ({paths.detector.parent})"
     )
     print(
-        f"[lpr] defaults: max_side_px {cfg.max_side_px}, refine {cfg.refine} (candidates >="
+        f"[lpr] defaults: first pass x{cfg.first_pass_scale} (at most {cfg.max_side_px} px),"
+        f" refine {cfg.refine} (candidates >="
         f" {cfg.candidate_score}, best {cfg.max_candidates}, zoomed to {cfg.refine_plate_px} px),"
         f" detection_score {cfg.detection_score}, padding {cfg.padding}; {load()}"
     )

@@ -117,11 +117,13 @@ class LprConfig:
     detection_score: float = 0.3  # a plate is kept when a detection scores at least this
     min_plate_width_px: int = 40
     padding: float = 0.10  # crop padding around the detected box, fraction of its size
-    # Detection is two passes (drivers.camera.lpr.PlateDetector): the region scaled to
-    # max_side_px finds candidates down to candidate_score; each of the best max_candidates
-    # is confirmed on a window zoomed so that the plate is refine_plate_px wide (the
-    # upscaling follows the plate's size). refine = false: one pass at detection_score.
-    max_side_px: int = 480
+    # Detection is two passes (drivers.camera.lpr.PlateDetector): the region scaled by
+    # first_pass_scale (its longer side at most max_side_px) finds candidates down to
+    # candidate_score; each of the best max_candidates is confirmed on a window zoomed so
+    # that the plate is refine_plate_px wide (the upscaling follows the plate's size).
+    # refine = false: one pass at max_side_px and detection_score.
+    max_side_px: int = 640
+    first_pass_scale: float = 0.5
     refine: bool = True
     candidate_score: float = 0.05
     max_candidates: int = 4
@@ -434,6 +436,8 @@ def _validate(config: Config) -> None:
         or not 0 <= lpr.min_confidence <= 1
     ):
         raise ConfigError("[lpr] padding must be 0..1, detection_score and min_confidence 0..1")
+    if not 0.05 <= lpr.first_pass_scale <= 2:
+        raise ConfigError("[lpr] first_pass_scale must be 0.05..2")
     if not 0 < lpr.candidate_score < 1 or not 1 <= lpr.max_candidates <= 32:
         raise ConfigError("[lpr] candidate_score must be 0..1 and max_candidates 1..32")
     if not 32 <= lpr.refine_plate_px <= 512:

@@ -70,6 +70,7 @@ from gateway.config import LprConfig, lpr_directory
 __all__ = ["LprModelError", "LprPipeline", "PlateDetector", "PlateRecognizer"]
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
+_Box = tuple[float, float, float, float]  # the same, before rounding
 Image = npt.NDArray[Any]  # uint8 HxWx3 BGR (checked by as_bgr)
 Padding = float | tuple[float, float]  # of the box's size on each side: both ways, or (x, y)
 
@@ -81,6 +82,12 @@ _STRIDE = 32  # inputs are padded to a multiple of this
 _NMS_IOU = 0.3
 # The second pass: context around a first-pass box, and the plate width it is scaled to.
 _REFINE_CONTEXT = (0.6, 1.2)  # fraction of the box's width (each side), of its height
+# A candidate not found again on that window is tried once more on a wider one: thin plates
+# (3:1 and wider) with little around them score low on a tight window.
+_WIDE_CONTEXT = (1.0, 2.0)
+_WIDE_RETRY_SCORE = 0.1  # ... if its first-pass score was at least this
+# A candidate already sure in the first pass and this wide at its scale needs no zoom.
+_SURE_PLATE_PX = 64
 _REFINE_PLATE_PX = 128.0
 _REFINE_MIN_IOU = 0.3  # a refined box must overlap the first one this much to replace it
 _SAME_PLATE_IOU = 0.5  # two candidates that refine to boxes overlapping this much are one plate
@@ -92,6 +99,9 @@ _MAX_ROI_ASPECT = 40  # a region thinner than 1:40 holds no plate
 class Detection:
     box: tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
     score: float
+    # The first pass's box of a plate the zoomed pass found again: a second view that the
+    # OCR also reads (the two boxes err differently).
+    coarse: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,7 +231,8 @@ class PlateDetector:
         *,
         score_threshold: float = 0.3,
         min_plate_width_px: int = 40,
-        max_side_px: int = 480,
+        max_side_px: int = 640,
+        first_pass_scale: float = 0.5,
         upscale: bool = False,
         refine: bool = True,
         candidate_score: float = 0.05,
@@ -239,6 +250,7 @@ class PlateDetector:
         self.score_threshold = score_threshold
         self.min_plate_width_px = min_plate_width_px
         self.max_side_px = max_side_px
+        self.first_pass_scale = first_pass_scale
         self.refine = refine
         self.upscale = upscale
         self.candidate_score = min(candidate_score, score_threshold)
@@ -261,21 +273,27 @@ class PlateDetector:
         scale = self.max_side_px / max(rw, rh)
         scale = min(scale, _MAX_UPSCALE if self.upscale else 1.0)
         if self.refine:
-            boxes, scores = self._cascade(region, scale)
+            # The first pass only finds candidates: half the camera's resolution is enough,
+            # and the same plate has the same size there in a lane region or a whole frame.
+            scale = min(scale, self.first_pass_scale)
+            boxes, scores, coarse = self._cascade(region, scale)
         else:
             boxes, scores = self._detect_scaled(region, scale, self.score_threshold)
+            coarse = list(boxes)
         found: list[Detection] = []
-        for (x, y, w, h), score in zip(boxes, scores, strict=True):
+        for (x, y, w, h), score, first in zip(boxes, scores, coarse, strict=True):
             if w < self.min_plate_width_px:
                 continue
-            full = (round(x) + rx, round(y) + ry, round(w), round(h))
-            found.append(Detection(box=_clip_box(full, frame.shape), score=float(score)))
+            full = _clip_box((round(x) + rx, round(y) + ry, round(w), round(h)), frame.shape)
+            fx, fy, fw, fh = first
+            view = _clip_box((round(fx) + rx, round(fy) + ry, round(fw), round(fh)), frame.shape)
+            found.append(
+                Detection(box=full, score=float(score), coarse=view if view != full else None)
+            )
         found.sort(key=lambda d: d.score, reverse=True)
         return found
 
-    def _cascade(
-        self, region: Image, scale: float
-    ) -> tuple[list[tuple[float, float, float, float]], list[float]]:
+    def _cascade(self, region: Image, scale: float) -> tuple[list[_Box], list[float], list[_Box]]:
         """A coarse pass with a low threshold, each candidate confirmed on a zoomed window.
 
         The coarse pass at ``max_side_px`` finds where plates may be, down to
@@ -287,18 +305,23 @@ class PlateDetector:
         """
         boxes, scores = self._detect_scaled(region, scale, self.candidate_score)
         ranked = sorted(zip(boxes, scores, strict=True), key=lambda bs: bs[1], reverse=True)
-        kept: list[tuple[tuple[float, float, float, float], float]] = []
+        kept: list[tuple[_Box, float, _Box]] = []
         for box, score in ranked[: self.max_candidates]:
-            refined = self._refined(region, box)
+            if score >= self.score_threshold and box[2] * scale >= _SURE_PLATE_PX:
+                kept.append((box, score, box))  # big and sure already: no zoom needed
+                continue
+            refined = self._refined(region, box, _REFINE_CONTEXT)
+            if refined is None and score >= _WIDE_RETRY_SCORE:
+                refined = self._refined(region, box, _WIDE_CONTEXT)
             if refined is not None:
-                final = refined
+                final = (*refined, box)
             elif score >= self.score_threshold:
-                final = (box, score)
+                final = (box, score, box)
             else:
                 continue
-            if all(iou(final[0], other) < _SAME_PLATE_IOU for other, _ in kept):
+            if all(iou(final[0], other) < _SAME_PLATE_IOU for other, _, _ in kept):
                 kept.append(final)
-        return [b for b, _ in kept], [sc for _, sc in kept]
+        return [b for b, _, _ in kept], [sc for _, sc, _ in kept], [c for _, _, c in kept]
 
     # The network, the prior boxes and the decoding follow the zoo's lpd_yunet.py.
     def _detect_scaled(
@@ -351,14 +374,14 @@ class PlateDetector:
         return boxes, out_scores
 
     def _refined(
-        self, region: Image, box: tuple[float, float, float, float]
-    ) -> tuple[tuple[float, float, float, float], float] | None:
+        self, region: Image, box: _Box, context: tuple[float, float] = _REFINE_CONTEXT
+    ) -> tuple[_Box, float] | None:
         """The box (and score) found again on a window around ``box`` zoomed so the plate is
         ``refine_plate_px`` wide, or None when that pass does not confirm it."""
         x, y, w, h = box
         if w < 4 or h < 2 or h > w * 2:  # nothing to zoom, or not plate-shaped
             return None
-        cx, cy = _REFINE_CONTEXT
+        cx, cy = context
         wx0 = max(0, int(x - cx * w))
         wy0 = max(0, int(y - cy * h))
         wx1 = min(region.shape[1], int(np.ceil(x + w + cx * w)))
@@ -575,6 +598,7 @@ class LprPipeline:
             "score_threshold": cfg.detection_score,
             "min_plate_width_px": cfg.min_plate_width_px,
             "max_side_px": cfg.max_side_px,
+            "first_pass_scale": cfg.first_pass_scale,
             "upscale": cfg.upscale,
             "refine": cfg.refine,
             "candidate_score": cfg.candidate_score,
@@ -600,8 +624,10 @@ class LprPipeline:
         crops: list[Image] = []
         owners: list[int] = []
         for n, detection in enumerate(detections):
-            for padding in self.paddings:
-                box = padded_box(detection.box, padding, frame.shape)
+            views = [padded_box(detection.box, padding, frame.shape) for padding in self.paddings]
+            if detection.coarse is not None and detection.coarse != detection.box:
+                views.append(padded_box(detection.coarse, self.paddings[0], frame.shape))
+            for box in views:
                 if box[2] >= 2 and box[3] >= 2:
                     crops.append(crop(frame, box))
                     owners.append(n)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta, Struct
 
@@ -25,7 +26,7 @@ from gateway.api.deps import Deps
 from gateway.api.params import Limit, Page, paged
 from gateway.api.schemas import PlateText
 from gateway.domain.plates import InvalidPlate, normalize_plate
-from gateway.errors import Invalid, NotFound
+from gateway.errors import GatewayError, Invalid, NotFound
 from gateway.services import Actor, plates, require, rows
 from gateway.timeutil import iso, utc
 
@@ -62,6 +63,23 @@ class VendorPushOut(Struct):
     ignored: str | None = None  # why no read: another event type, no plate recognised
 
 
+class PushErrorOut(Struct):
+    detail: str
+
+
+class MalformedPush(GatewayError):
+    """A camera's body that is not its vendor's format (400, like any malformed request)."""
+
+
+# What the vendor routes answer besides 200 (documented in the OpenAPI schema).
+PUSH_ERRORS = {
+    400: ResponseSpec(PushErrorOut, description="The body is not the vendor's plate event"),
+    422: ResponseSpec(PushErrorOut, description="The plate in the event is not a plate"),
+    401: ResponseSpec(
+        PushErrorOut,
+        description="No or wrong camera key; WWW-Authenticate carries a Digest challenge",
+    ),
+}
 # A Hikvision or Axis push holds pictures; a plain read at most one small one.
 VENDOR_MAX_BODY = 20 * 1024 * 1024
 # A read a camera pushes without a confidence counts as this (above min_confidence 0.6).
@@ -109,7 +127,13 @@ class SmartCameraController(Controller):
         lane.camera.external_read(plate, data.confidence, at, image)
         return {"accepted": True, "lane_id": lane.spec.id, "plate": plate}
 
-    @post("/hikvision", opt=PUBLIC, status_code=200, request_max_body_size=VENDOR_MAX_BODY)
+    @post(
+        "/hikvision",
+        opt=PUBLIC,
+        status_code=200,
+        request_max_body_size=VENDOR_MAX_BODY,
+        responses=PUSH_ERRORS,
+    )
     async def hikvision(
         self, deps: NamedDependency[Deps], request: Request[Any, Any, Any]
     ) -> VendorPushOut:
@@ -119,7 +143,13 @@ class SmartCameraController(Controller):
         the key (Basic or Digest). Non-ANPR events are answered 200 and ignored."""
         return await _vendor_push(deps, request, parse_hikvision)
 
-    @post("/axis", opt=PUBLIC, status_code=200, request_max_body_size=VENDOR_MAX_BODY)
+    @post(
+        "/axis",
+        opt=PUBLIC,
+        status_code=200,
+        request_max_body_size=VENDOR_MAX_BODY,
+        responses=PUSH_ERRORS,
+    )
     async def axis(
         self, deps: NamedDependency[Deps], request: Request[Any, Any, Any]
     ) -> VendorPushOut:
@@ -136,7 +166,9 @@ async def _vendor_push(
     try:
         read = parse(body, request.headers.get("content-type", ""))
     except VendorFormatError as err:
-        raise Invalid(f"not a {parse.__name__.removeprefix('parse_')} plate event: {err}") from err
+        raise MalformedPush(
+            f"not a {parse.__name__.removeprefix('parse_')} plate event: {err}"
+        ) from err
     camera = lane.camera
     out = VendorPushOut(accepted=False, lane_id=lane.spec.id, camera_id=camera.camera_id)
     if read.ignored is not None or read.plate is None:
