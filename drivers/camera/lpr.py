@@ -88,6 +88,10 @@ _WIDE_CONTEXT = (1.0, 2.0)
 _WIDE_RETRY_SCORE = 0.1  # ... if its first-pass score was at least this
 # A candidate already sure in the first pass and this wide at its scale needs no zoom.
 _SURE_PLATE_PX = 64
+# A big candidate (that wide) that the zoomed pass does not confirm but that scored at least
+# this is handed to the OCR as tentative: close-up plates score low on small windows, and
+# the OCR tells a plate from a car body (a tentative read below min_confidence is dropped).
+_TENTATIVE_SCORE = 0.1
 _REFINE_PLATE_PX = 128.0
 _REFINE_MIN_IOU = 0.3  # a refined box must overlap the first one this much to replace it
 _SAME_PLATE_IOU = 0.5  # two candidates that refine to boxes overlapping this much are one plate
@@ -102,6 +106,8 @@ class Detection:
     # The first pass's box of a plate the zoomed pass found again: a second view that the
     # OCR also reads (the two boxes err differently).
     coarse: tuple[int, int, int, int] | None = None
+    # Not confirmed by the zoomed pass: kept only if the OCR reads it confidently.
+    tentative: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,24 +282,31 @@ class PlateDetector:
             # The first pass only finds candidates: half the camera's resolution is enough,
             # and the same plate has the same size there in a lane region or a whole frame.
             scale = min(scale, self.first_pass_scale)
-            boxes, scores, coarse = self._cascade(region, scale)
+            boxes, scores, coarse, tentative = self._cascade(region, scale)
         else:
             boxes, scores = self._detect_scaled(region, scale, self.score_threshold)
-            coarse = list(boxes)
+            coarse, tentative = list(boxes), [False] * len(boxes)
         found: list[Detection] = []
-        for (x, y, w, h), score, first in zip(boxes, scores, coarse, strict=True):
+        for (x, y, w, h), score, first, maybe in zip(boxes, scores, coarse, tentative, strict=True):
             if w < self.min_plate_width_px:
                 continue
             full = _clip_box((round(x) + rx, round(y) + ry, round(w), round(h)), frame.shape)
             fx, fy, fw, fh = first
             view = _clip_box((round(fx) + rx, round(fy) + ry, round(fw), round(fh)), frame.shape)
             found.append(
-                Detection(box=full, score=float(score), coarse=view if view != full else None)
+                Detection(
+                    box=full,
+                    score=float(score),
+                    coarse=view if view != full else None,
+                    tentative=maybe,
+                )
             )
         found.sort(key=lambda d: d.score, reverse=True)
         return found
 
-    def _cascade(self, region: Image, scale: float) -> tuple[list[_Box], list[float], list[_Box]]:
+    def _cascade(
+        self, region: Image, scale: float
+    ) -> tuple[list[_Box], list[float], list[_Box], list[bool]]:
         """A coarse pass with a low threshold, each candidate confirmed on a zoomed window.
 
         The coarse pass at ``max_side_px`` finds where plates may be, down to
@@ -305,23 +318,29 @@ class PlateDetector:
         """
         boxes, scores = self._detect_scaled(region, scale, self.candidate_score)
         ranked = sorted(zip(boxes, scores, strict=True), key=lambda bs: bs[1], reverse=True)
-        kept: list[tuple[_Box, float, _Box]] = []
+        kept: list[tuple[_Box, float, _Box, bool]] = []
         for box, score in ranked[: self.max_candidates]:
-            if score >= self.score_threshold and box[2] * scale >= _SURE_PLATE_PX:
-                kept.append((box, score, box))  # big and sure already: no zoom needed
-                continue
-            refined = self._refined(region, box, _REFINE_CONTEXT)
-            if refined is None and score >= _WIDE_RETRY_SCORE:
-                refined = self._refined(region, box, _WIDE_CONTEXT)
-            if refined is not None:
-                final = (*refined, box)
-            elif score >= self.score_threshold:
-                final = (box, score, box)
+            big = box[2] * scale >= _SURE_PLATE_PX
+            if score >= self.score_threshold and big:
+                final = (box, score, box, False)  # big and sure already: no zoom needed
             else:
-                continue
-            if all(iou(final[0], other) < _SAME_PLATE_IOU for other, _, _ in kept):
+                refined = self._refined(region, box, _REFINE_CONTEXT)
+                if refined is None and score >= _WIDE_RETRY_SCORE:
+                    refined = self._refined(region, box, _WIDE_CONTEXT)
+                if refined is not None:
+                    final = (*refined, box, False)
+                elif score >= self.score_threshold or (big and score >= _TENTATIVE_SCORE):
+                    final = (box, score, box, score < self.score_threshold)
+                else:
+                    continue
+            if all(iou(final[0], other[0]) < _SAME_PLATE_IOU for other in kept):
                 kept.append(final)
-        return [b for b, _, _ in kept], [sc for _, sc, _ in kept], [c for _, _, c in kept]
+        return (
+            [k[0] for k in kept],
+            [k[1] for k in kept],
+            [k[2] for k in kept],
+            [k[3] for k in kept],
+        )
 
     # The network, the prior boxes and the decoding follow the zoo's lpd_yunet.py.
     def _detect_scaled(
@@ -582,9 +601,11 @@ class LprPipeline:
         *,
         padding: float = 0.10,
         extra_paddings: Sequence[float] = (0.05,),
+        verify_confidence: float = 0.6,
     ) -> None:
         self.detector = detector
         self.recognizer = recognizer
+        self.verify_confidence = verify_confidence  # a tentative detection's read needs this
         self.paddings = (padding, *(padding + extra for extra in extra_paddings))
 
     @classmethod
@@ -611,7 +632,7 @@ class LprPipeline:
             recognizer = PlateRecognizer(cfg.ocr_model)
         else:
             recognizer = PlateRecognizer(paths.ocr, paths.ocr_config)
-        return cls(detector, recognizer, padding=cfg.padding)
+        return cls(detector, recognizer, padding=cfg.padding, verify_confidence=cfg.min_confidence)
 
     def process(self, frame_bgr: Any, roi: Sequence[int] | None = None) -> list[FrameRead]:
         frame = as_bgr(frame_bgr)
@@ -648,6 +669,7 @@ class LprPipeline:
             )
             for n, (read, image) in best.items()
             if read.text
+            and (not detections[n].tentative or read.confidence >= self.verify_confidence)
         ]
         reads.sort(key=lambda r: r.confidence, reverse=True)
         return reads
