@@ -43,6 +43,7 @@ from drivers.camera.lpr import LprPipeline, PlateRecognizer, model_paths, padded
 from drivers.camera.lpr_eval import (
     Sample,
     evaluate,
+    exact_with_errata,
     lane_roi,
     load_errata,
     load_samples,
@@ -160,12 +161,13 @@ def accuracy_table(cfg: LprConfig, data: Path, limit: int | None) -> None:
         folders = [data / "openalpr-us", data / "openalpr-eu", data / "ar-crops"]
         folders.append(ar_composite(data, scratch / "ar-composite"))
         for folder in folders:
+            samples = load_samples(folder, limit)
             for label, pipeline in (("defaults", default), ("plain", plain)):
-                published = evaluate(pipeline, load_samples(folder, limit))
-                fixed = evaluate(pipeline, load_samples(folder, limit, errata))
+                published = evaluate(pipeline, samples)
+                fixed = exact_with_errata(published, samples, errata, folder.name)
                 print(
                     f"  {folder.name:<13} {label:<10} {published.n:>4} {_pct(published.exact)}"
-                    f" {_pct(fixed.exact)} {_pct(published.exact_ignoring_o0_i1)}"
+                    f" {_pct(fixed)} {_pct(published.exact_ignoring_o0_i1)}"
                     f" {_pct(published.detection_recall)} {_pct(published.char_accuracy)}",
                     flush=True,
                 )

@@ -57,12 +57,12 @@ def subset(name: str) -> list[Sample]:
 # -- accuracy -----------------------------------------------------------------------------
 
 # OCR on ground-truth crops, the pipeline's two paddings (10 % and 15 %) voting by
-# confidence; ar-crops are crops already. Measured on these subsets: US 55/60 (0.917),
-# EU 56/60 (0.933; the 4 misses are labels with the letter O where the plate has a 0),
-# AR 55/60 (0.917). Each floor allows one more miss.
+# confidence, with the digit prior; ar-crops are crops already. Measured on these subsets:
+# US 55/60, EU 55/60 (4 of the misses are labels with the letter O where the plate has a 0,
+# see bench/lpr_label_errata.tsv), AR 55/60. Each floor allows one more miss.
 CROP_FLOORS = {
     "openalpr-us": 0.90,
-    "openalpr-eu": 0.91,
+    "openalpr-eu": 0.90,
     "ar-crops": 0.90,
 }
 
@@ -87,12 +87,13 @@ def test_ocr_on_ground_truth_crops(pipeline: LprPipeline, name: str) -> None:
     assert exact / n >= CROP_FLOORS[name], misreads
 
 
-# Whole pipeline (detection on the whole frame at the configured 960 px, then OCR).
-# Measured on these subsets: US exact 53/60 (0.883), recall 58/60 (0.967), characters
-# 0.942; EU exact 54/60 (0.900), recall 60/60, characters 0.983. Floors: one image less.
+# Whole pipeline at the defaults (two-pass detection on the whole frame, then OCR).
+# Measured on these subsets: US exact 51/60 (0.850), recall 58/60, characters 0.944; EU
+# exact 55/60 (0.917; 4 misses are the label errors above), recall 59/60, characters 0.976.
+# Floors: one image less. The whole sets are bench/lpr.py's.
 PIPELINE_FLOORS = {  # name: (exact, detection recall, character accuracy)
-    "openalpr-us": (0.86, 0.95, 0.93),
-    "openalpr-eu": (0.88, 0.98, 0.97),
+    "openalpr-us": (0.83, 0.95, 0.93),
+    "openalpr-eu": (0.90, 0.96, 0.96),
 }
 
 
@@ -373,3 +374,31 @@ def test_upscale_must_be_a_boolean(tmp_path: Path) -> None:
     path.write_text('[site]\ndevelopment = true\n[lpr]\nupscale = "maybe"\n')
     with pytest.raises(ConfigError, match=r"lpr\.upscale"):
         load_config(path, env={})
+
+
+def test_exact_with_errata_recounts_only_the_corrected_images() -> None:
+    from drivers.camera.lpr_eval import EvalResult, Miss, exact_with_errata
+
+    samples = [
+        Sample(Path("a.jpg"), "OYO9", (0, 0, 1, 1)),  # published label wrong, read right
+        Sample(Path("b.jpg"), "RKO1", (0, 0, 1, 1)),  # published label wrong, read as labelled
+        Sample(Path("c.jpg"), "AB12", (0, 0, 1, 1)),  # right label, read right
+        Sample(Path("d.jpg"), "CD34", (0, 0, 1, 1)),  # right label, misread
+    ]
+    misses = (Miss("a.jpg", "OYO9", "OY09", "O/0"), Miss("d.jpg", "CD34", "CD3", "1 edit"))
+    result = EvalResult(
+        n=4,
+        unreadable=0,
+        exact=0.5,
+        exact_top=0.5,
+        exact_ignoring_o0_i1=0.75,
+        char_accuracy=0.9,
+        detection_recall=1.0,
+        ms_per_frame_p50=1.0,
+        ms_per_frame_p99=1.0,
+        misses=misses,
+    )
+    errata = {("set", "a.jpg"): "OY09", ("set", "b.jpg"): "RK01", ("other", "c.jpg"): "ZZ"}
+    assert exact_with_errata(result, samples, errata, "set") == 0.5  # a gained, b lost
+    assert exact_with_errata(result, samples, {("set", "a.jpg"): "OY09"}, "set") == 0.75
+    assert exact_with_errata(result, samples, {}, "set") == 0.5

@@ -359,7 +359,10 @@ class PlateDetector:
         self, image: Image, threshold: float
     ) -> tuple[list[tuple[float, float, float, float]], list[float]]:
         h, w = image.shape[:2]
-        ph, pw = -(-max(h, _STRIDE) // _STRIDE) * _STRIDE, -(-max(w, _STRIDE) // _STRIDE) * _STRIDE
+        # At least two strides each way: below that the network's outputs and the zoo's
+        # prior boxes no longer line up (a zoomed window or a scaled region can be that small).
+        least = 2 * _STRIDE
+        ph, pw = -(-max(h, least) // _STRIDE) * _STRIDE, -(-max(w, least) // _STRIDE) * _STRIDE
         if (ph, pw) != (h, w):
             image = cv2.copyMakeBorder(image, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0)
         blob = cv2.dnn.blobFromImage(image)

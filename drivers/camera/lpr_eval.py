@@ -60,6 +60,30 @@ class Miss:
     why: str  # no plate detected | detected but not on the label's box | O/0 or I/1 | n edits
 
 
+def exact_with_errata(
+    result: EvalResult,
+    samples: Sequence[Sample],
+    errata: Mapping[tuple[str, str], str],
+    set_name: str,
+) -> float | None:
+    """The exact rate of ``result`` (run on the published labels of ``samples``) against the
+    corrected labels, without running the pipeline again: a corrected image counts when its
+    read is the correction, and no longer counts for having matched the published label."""
+    if not result.n:
+        return None
+    missed = {m.image: m.read for m in result.misses}
+    hits = round((result.exact or 0.0) * result.n)
+    for sample in samples:
+        corrected = errata.get((set_name, sample.image.name))
+        if corrected is None or corrected == sample.plate:
+            continue
+        if sample.image.name not in missed:
+            hits -= 1  # read as the published label, which the photograph contradicts
+        elif missed[sample.image.name] == corrected:
+            hits += 1
+    return hits / result.n
+
+
 def _why(sample: Sample, text: str, detected: bool) -> str:
     if sample.box is not None and not detected and not text:
         return "no plate detected"
