@@ -29,14 +29,14 @@ from drivers.camera.lpr_eval import Sample, evaluate, load_samples
 from gateway.config import LprConfig, lpr_directory
 
 ROOT = Path(__file__).resolve().parent.parent
-LPR_DIR = lpr_directory(os.environ.get("CARPARK_LPR_DIR") or LprConfig().directory).resolve()
+LPR_DIR = lpr_directory(LprConfig().directory).resolve()  # ../shared/lpr: models and photographs
 DATA = LPR_DIR / "data"
 MODELS = LPR_DIR / "models"
 SUBSET = 60  # images per set: keeps this file well under a minute on 2 cores
 
 pytestmark = pytest.mark.skipif(
     not (LPR_DIR / "models").is_dir() or not DATA.is_dir(),
-    reason=f"no LPR models and labelled images at {LPR_DIR} (set CARPARK_LPR_DIR)",
+    reason=f"no LPR models and labelled images at {LPR_DIR} (../shared/lpr)",
 )
 
 

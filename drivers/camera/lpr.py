@@ -6,9 +6,8 @@ may be shared by threads (each model runs under its own lock), but a pipeline pe
 thread keeps two lanes from waiting on each other.
 
 Choices, measured on the 2-core development machine with the labelled images of
-``../shared/lpr/data`` (exact = the read on the labelled plate equals its label; figures
-on whole frames at ``max_side_px`` 960 unless said; ``bench/lpr.py`` prints the current
-ones):
+``../shared/lpr/data`` (exact = the read on the labelled plate equals its label, on whole
+frames; ``bench/lpr.py`` prints the current figures):
 
 * **Detector runtime: OpenCV ``cv2.dnn``**, not ONNX Runtime. ONNX Runtime runs the
   model faster at its export size (13 ms against 18-30 ms at 320x240), but its input is
@@ -30,21 +29,37 @@ ones):
   Three paddings (5/10/15 % or 10/15/20 %) gave US 87.4 %; a wider crop (30 % across) as a
   third candidate did not help; choosing by mean or by minimum confidence made no
   difference.
-* **Plate size at the network decides the box quality.** Plates under ~40 px at the
-  network's scale are missed (US recall 70 % at 22 px, 90 % at 33 px, 96 % at 44 px); large
-  ones give tighter boxes: the EU frames (576 px wide) enlarged to 960 px (``upscale``)
-  read 92.6 % instead of 88.9 % (recall 99.1 %), at 2-3x the detection time. ``[lpr]
-  upscale`` is off by default (``max_side_px`` then only shrinks): lane regions are already
-  big enough, and the time matters more there.
-* **A second pass on a zoomed window** (``[lpr] refine``: the box with 60 % of its width and
-  120 % of its height around it, scaled so the plate is 128 px wide) is off by default: EU
-  +0.9 point (93.5 % with ``upscale``), US -3.6 points with the two paddings (86.0 %), on
-  lane regions at 480 px US +0.9, EU -0.9; 5-10 ms per plate.
+* **Plate size at the network decides recall and box quality.** At one pass, plates under
+  ~40 px at the network's scale are missed (US recall 70 % at 22 px, 90 % at 33 px, 96 %
+  at 44 px), and the time follows the pixels, so one ``max_side_px`` could not serve both
+  a lane region (40 ms) and a whole 1280x720 frame (US 89.6 % at 960 px, 120-155 ms).
+* **Two passes (the default, ``refine``).** With a low threshold, a cheap pass still
+  finds the plates (US frames shrunk to 480 px: 98.6 % of the labelled plates among the
+  candidates at score 0.05, the plate first in 90 % of frames); the default first pass is
+  at half the camera's resolution; each of
+  the best 4 candidates is then detected again on a window zoomed so the plate is 128 px
+  wide, which gives the box its quality and confirms it at 0.3. The zoom is the automatic
+  upscaling: small plates are enlarged, large ones reduced; a candidate already sure and
+  64 px wide is kept as it is (1 US image less, fewer zooms). Measured, exact against the
+  published labels, whole sets: US 89.6 %, EU 92.6 %, and on the synthetic Argentinian
+  composite (``bench/lpr.py``) 91.8 % against the plain pipeline's 89.1 %. A first pass at
+  a fixed 480 px instead (1280x720 frames shrunk 0.375x) lost thin 3:1 plates: that
+  composite fell to 86-87 %; a window with more context (width and height each side
+  1.0/2.0 instead of 0.6/1.2) recovers them but costs EU 2 points, so it is only the retry
+  of a candidate the first window misses. Refining was a loss as a third pass after a
+  960 px pass (US -3.6 points): it pays as the cheap first pass's partner.
+* **Tentative candidates.** Close-up plates (250-330 px) score only 0.06-0.2 at half
+  resolution and are not found again on a 128 px window; a big candidate (64 px at its
+  scale) above 0.1 goes to the OCR as tentative and is kept only when read at
+  ``min_confidence`` (US +1, EU +1 image): the OCR tells a plate from a car body.
+* **Three views per plate for the OCR**: the zoomed box padded 10 % and 15 %, and the first
+  pass's box padded 10 % (the two boxes err differently; +1 to +3 images on each set), the
+  most confident read kept. Averaging the views' probabilities instead was worse (US
+  -1.3 points), so was a contrast-equalised view (US -1.8) and the box of the detector's
+  four corners (US -0.9).
+* **A digit prior for O/0 and I/1** (:data:`DIGIT_PRIOR`): see there.
 * Score threshold 0.3 (``[lpr] detection_score``): the zoo's default 0.8 finds 19 % of the
   EU plates.
-* On a lane-sized region (640x360 of a 1280x720 frame, the plate anywhere 20-80 % across),
-  native 640 px: US 87.8 %, EU 88.0 %, 52-59 ms; ``max_side_px = 480``: US 84.2 %, EU
-  89.8 %, 34 ms, which meets a 40 ms budget per frame.
 
 Confidence of a read (:attr:`OcrRead.confidence`) is the **minimum** of its character
 probabilities: one doubtful character makes the whole plate doubtful, which is what a gate
