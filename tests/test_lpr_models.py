@@ -201,3 +201,23 @@ def test_list_names_every_file_with_its_hash_and_licence(state: Path) -> None:
     for entry in MANIFEST:
         line = next(line for line in done.stdout.splitlines() if line.startswith(entry.name))
         assert entry.sha256 in line and entry.licence in line and entry.urls[0] in line
+
+
+def test_without_from_the_manifest_addresses_are_tried_in_order(tmp_path: Path) -> None:
+    """The download path of a site with internet, its addresses pointed at the local server:
+    a dead first address falls back to the next one, and the hash still decides."""
+    from dataclasses import replace
+
+    from drivers.camera.models import ModelInstallError, install
+
+    with serving(MODELS) as url:
+        manifest = [
+            replace(entry, urls=(f"{url}missing/{entry.name}", f"{url}{entry.name}"))
+            for entry in MANIFEST
+        ]
+        target = install(tmp_path / "state", manifest=manifest)
+        assert {p.name: sha256(p) for p in target.iterdir()} == {m.name: m.sha256 for m in MANIFEST}
+        wrong = [replace(manifest[0], sha256="0" * 64)]
+        with pytest.raises(ModelInstallError, match=r"404.*SHA-256|SHA-256"):
+            install(tmp_path / "other", manifest=wrong)
+    assert not (tmp_path / "other" / "lpr-models").exists()
