@@ -107,6 +107,7 @@ class RtspCamera(_Ffmpeg):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._sdp = ""
+        self._stopped = threading.Event()
 
     def start(self) -> None:
         self._rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -124,6 +125,9 @@ class RtspCamera(_Ffmpeg):
         lines = [ln for ln in sdp.read_text().splitlines() if ln and not ln.startswith("c=")]
         self._sdp = "\r\n".join([*lines, "c=IN IP4 0.0.0.0", "a=control:trackID=0"]) + "\r\n"
         self._server = socket.create_server(("127.0.0.1", self.port))
+        self._stopped.clear()
+        for sock in (self._server, self._rtp):
+            sock.settimeout(0.2)  # so the threads see kill() at once
         self._threads = [
             threading.Thread(target=self._accept, name="rtsp-accept", daemon=True),
             threading.Thread(target=self._relay, name="rtsp-relay", daemon=True),
@@ -134,6 +138,9 @@ class RtspCamera(_Ffmpeg):
     def kill(self) -> None:
         """The camera goes away: ffmpeg ends and every RTSP connection is closed."""
         super().kill()
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(5)
         for sock in (self._server, self._rtp):
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -144,18 +151,19 @@ class RtspCamera(_Ffmpeg):
             with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
                 client.close()
-        for thread in self._threads:
-            thread.join(5)
         self._server = self._rtp = None
 
     # -- the RTSP front -------------------------------------------------------------------
     def _accept(self) -> None:
         assert self._server is not None
-        while True:
+        while not self._stopped.is_set():
             try:
                 client, _ = self._server.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             threading.Thread(target=self._session, args=(client,), daemon=True).start()
 
     def _session(self, client: socket.socket) -> None:
@@ -207,9 +215,11 @@ class RtspCamera(_Ffmpeg):
 
     def _relay(self) -> None:
         assert self._rtp is not None
-        while True:
+        while not self._stopped.is_set():
             try:
                 packet = self._rtp.recv(65536)
+            except TimeoutError:
+                continue
             except OSError:
                 return
             frame = b"$\x00" + len(packet).to_bytes(2, "big") + packet
