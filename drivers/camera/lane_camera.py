@@ -153,7 +153,8 @@ class LaneCamera:
                 await asyncio.sleep(HEALTH_POLL_S)
         finally:
             stop.set()
-            capture.stop()
+            # The capture thread may sit in a stream's read for its timeout: never on the loop.
+            await asyncio.to_thread(capture.stop)
             await asyncio.to_thread(worker.join, 5)
 
     # -- smart cameras --------------------------------------------------------------------
