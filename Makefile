@@ -50,7 +50,7 @@ $(VENV)/.installed-dev: pyproject.toml $(DOCS_ASSETS)/.installed | $(BIN)/python
 # Debian packages the tests talk to as real peers (Mosquitto broker, socat for serial ptys,
 # Chromium for the browser tests: Playwright drives Debian's build, never one it would
 # download; nats-server for the clustered broker: three nodes started by the tests on free
-# ports).
+# ports; ffmpeg serving the RTSP and MJPEG camera streams).
 system-deps:
 	@missing=""; \
 	command -v /usr/sbin/mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
@@ -58,6 +58,7 @@ system-deps:
 	command -v /usr/bin/chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v /usr/bin/chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	command -v /usr/sbin/nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -55,19 +55,47 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("directory", metavar="DIR")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead")
     evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="the first N images")
+    evaluate.add_argument(
+        "--misses", action="store_true", help="also list every image not read exactly, and why"
+    )
+    evaluate.add_argument(
+        "--errata",
+        metavar="FILE",
+        default=None,
+        help="label corrections (set, image, published, corrected, why; e.g. bench/lpr_label_errata.tsv)",
+    )
+    models = lpr.add_parser(
+        "models", help="the detector and OCR models: install them, show where they are"
+    ).add_subparsers(dest="models_command", required=True)
+    install = models.add_parser(
+        "install",
+        help="put the pinned models in the state directory, each checked against its SHA-256",
+    )
+    install.add_argument(
+        "--from",
+        dest="origin",
+        default=None,
+        metavar="DIR_OR_URL",
+        help="a folder (USB stick, ../shared/lpr/models) or base URL holding the files"
+        " (default: their public release addresses)",
+    )
+    models.add_parser("list", help="the pinned files: size, SHA-256, licence, source, address")
+    models.add_parser("where", help="which model files the daemon would load, and from where")
     for command in (read, evaluate):
         command.add_argument(
             "--max-side", type=int, default=None, metavar="PX", help="override lpr.max_side_px"
         )
         command.add_argument(
             "--upscale",
-            action="store_true",
-            help="enlarge regions smaller than --max-side (up to 2x)",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="override lpr.upscale: enlarge regions smaller than --max-side (up to 2x)",
         )
         command.add_argument(
             "--refine",
-            action="store_true",
-            help="second detection pass on a zoomed window per plate",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="override lpr.refine: confirm each candidate on a window zoomed to the plate",
         )
     return parser
 
@@ -82,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.logging.level, config.logging.format)
     log = structlog.get_logger("gateway.cli")
 
+    if args.command == "lpr" and args.lpr_command == "models":
+        return _lpr_models(config.lpr, args)
     if args.command == "lpr":
         return _lpr(config.lpr, args)
 
@@ -135,6 +165,43 @@ def _create_user(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _lpr_models(lpr: LprConfig, args: argparse.Namespace) -> int:
+    """``lpr models install|list|where``: no model is loaded, so a site without them can run it."""
+    from drivers.camera import models
+    from drivers.camera.lpr import LprModelError, model_paths
+
+    if args.models_command == "list":
+        print("\n".join(models.describe()))
+        return 0
+    if args.models_command == "where":
+        try:
+            paths = model_paths(lpr)
+        except LprModelError as err:
+            print(f"carpark-gateway: {err}", file=sys.stderr)
+            return 1
+        print(f"found in the {paths.found_in}")
+        for role, path in (
+            ("detector", paths.detector),
+            ("ocr", paths.ocr),
+            ("ocr_config", paths.ocr_config),
+        ):
+            print(f"  {role:<10} {path}")
+        return 0
+    try:
+        target = models.install(lpr.state_dir, args.origin, report=print)
+    except models.ModelInstallError as err:
+        print(f"carpark-gateway: models not installed: {err}", file=sys.stderr)
+        return 1
+    print(f"installed in {target}")
+    if lpr.models_dir:
+        print(
+            f"note: [lpr] models_dir / CARPARK_LPR_DIR = {lpr.models_dir} is set and wins over"
+            " the state directory",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
     """``lpr read`` and ``lpr eval``: the pipeline the lane cameras run, on files."""
     import json
@@ -143,12 +210,16 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
     import cv2
 
     from drivers.camera.lpr import LprModelError, LprPipeline
-    from drivers.camera.lpr_eval import Progress, evaluate, load_samples
+    from drivers.camera.lpr_eval import Progress, evaluate, load_errata, load_samples
 
     if args.lpr_command == "eval" and args.limit is not None and args.limit < 1:
         print("carpark-gateway: --limit must be at least 1", file=sys.stderr)
         return 2
-    options: dict[str, object] = {"upscale": args.upscale, "refine": args.refine}
+    options: dict[str, object] = {
+        key: value
+        for key, value in (("upscale", args.upscale), ("refine", args.refine))
+        if value is not None
+    }
     if args.max_side is not None:
         if args.max_side < 64:
             print("carpark-gateway: --max-side must be at least 64", file=sys.stderr)
@@ -182,7 +253,8 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
         return 1 if failed else 0
 
     try:
-        samples = load_samples(args.directory, args.limit)
+        errata = load_errata(args.errata) if args.errata else None
+        samples = load_samples(args.directory, args.limit, errata)
     except (OSError, ValueError) as err:
         print(f"carpark-gateway: {err}", file=sys.stderr)
         return 2
@@ -192,7 +264,7 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
     finally:
         progress.close()
     if args.json:
-        print(json.dumps(result.as_json()))
+        print(json.dumps(result.as_json(misses=args.misses)))
         return 0
 
     def pct(value: float | None) -> str:
@@ -210,6 +282,10 @@ def _lpr(lpr: LprConfig, args: argparse.Namespace) -> int:
     print(
         f"per frame            p50 {ms(result.ms_per_frame_p50)}, p99 {ms(result.ms_per_frame_p99)}"
     )
+    if args.misses:
+        print(f"\nmisses ({len(result.misses)}): image, label, read, why")
+        for miss in result.misses:
+            print(f"  {miss.image:<44} {miss.label:<10} {miss.read or '-':<10} {miss.why}")
     return 0
 
 

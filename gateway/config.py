@@ -110,22 +110,34 @@ class SimulationConfig:
 class LprConfig:
     """Plate recognition models and the site's plate rules."""
 
-    # Where the offline models live (and, for tests and benchmarks, the labelled images).
+    # Where the models are looked for, first match wins (drivers.camera.models.find_models):
+    # models_dir (CARPARK_LPR_DIR) when set; else <state_dir>/lpr-models, where
+    # `carpark-gateway lpr models install` puts them; else the development folder `directory`
+    # (the checkout's ../shared/lpr, which also holds the labelled photographs).
+    models_dir: str = ""
+    state_dir: str = ""  # default: the folder of [database] path (the daemon's state directory)
     directory: str = "../shared/lpr"
-    detector_model: str = "models/license_plate_detection_lpd_yunet_2023mar.onnx"
-    # A path (relative to ``directory``) or a fast-plate-ocr hub name such as "cct-xs-v1-global-model".
-    ocr_model: str = "models/cct_xs_v1_global.onnx"
-    ocr_config: str = "models/cct_xs_v1_global_plate_config.yaml"
-    detection_score: float = 0.3
+    # File names in that folder (or its models/), or absolute paths; ocr_model may also be a
+    # fast-plate-ocr hub name such as "cct-xs-v1-global-model" (downloaded on first use).
+    detector_model: str = "license_plate_detection_lpd_yunet_2023mar.onnx"
+    ocr_model: str = "cct_xs_v1_global.onnx"
+    ocr_config: str = "cct_xs_v1_global_plate_config.yaml"
+    detection_score: float = 0.3  # a plate is kept when a detection scores at least this
     min_plate_width_px: int = 40
     padding: float = 0.10  # crop padding around the detected box, fraction of its size
-    max_side_px: int = 960  # frames are downscaled to this for detection
-    # Small frames (low-resolution cameras, plates under ~40 px) are also enlarged, up to
-    # 2x, to reach max_side_px: tighter boxes and better reads at 2-3x the detection time.
+    # Detection is two passes (drivers.camera.lpr.PlateDetector): the region scaled by
+    # first_pass_scale (its longer side at most max_side_px) finds candidates down to
+    # candidate_score; each of the best max_candidates is confirmed on a window zoomed so
+    # that the plate is refine_plate_px wide (the upscaling follows the plate's size).
+    # refine = false: one pass at max_side_px and detection_score.
+    max_side_px: int = 640
+    first_pass_scale: float = 0.5
+    refine: bool = True
+    candidate_score: float = 0.05
+    max_candidates: int = 4
+    refine_plate_px: int = 128
+    # Also enlarge regions smaller than max_side_px (up to 2x) for the first pass.
     upscale: bool = False
-    # A second detection on a zoomed window around each plate: helps small plates in big
-    # frames, hurts some large ones; 5-10 ms per plate.
-    refine: bool = False
     # Plate rules: a read is accepted when it matches one of these (empty: any text).
     formats: tuple[str, ...] = ()
     min_confidence: float = 0.6  # a vote below this is not a confident plate
@@ -277,7 +289,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "CARPARK_DEVELOPMENT": ("site", "development"),
     "CARPARK_LOG_LEVEL": ("logging", "level"),
     "CARPARK_LOG_FORMAT": ("logging", "format"),
-    "CARPARK_LPR_DIR": ("lpr", "directory"),
+    "CARPARK_LPR_DIR": ("lpr", "models_dir"),
     "CARPARK_MQTT_HOST": ("mqtt", "host"),
     "CARPARK_MQTT_PORT": ("mqtt", "port"),
     "CARPARK_MQTT_HOSTS": ("mqtt", "hosts"),  # comma-separated host:port list
@@ -378,6 +390,9 @@ def build_config(raw: Mapping[str, Any], *, source: str = "<dict>") -> Config:
             raise ConfigError(f"[{name}] must be a table")
         sections[name] = _build_section(name, _SECTIONS[name], value)
     config = Config(**sections, source=source)
+    if not config.lpr.state_dir:  # install and lookup use the database's folder
+        lpr = replace(config.lpr, state_dir=str(Path(config.database.path).parent))
+        config = replace(config, lpr=lpr)
     _validate(config)
     return config
 
@@ -479,6 +494,12 @@ def _validate(config: Config) -> None:
         or not 0 <= lpr.min_confidence <= 1
     ):
         raise ConfigError("[lpr] padding must be 0..1, detection_score and min_confidence 0..1")
+    if not 0.05 <= lpr.first_pass_scale <= 2:
+        raise ConfigError("[lpr] first_pass_scale must be 0.05..2")
+    if not 0 < lpr.candidate_score < 1 or not 1 <= lpr.max_candidates <= 32:
+        raise ConfigError("[lpr] candidate_score must be 0..1 and max_candidates 1..32")
+    if not 32 <= lpr.refine_plate_px <= 512:
+        raise ConfigError("[lpr] refine_plate_px must be 32..512")
     if lpr.max_side_px < 64 or lpr.min_plate_width_px < 1 or lpr.evidence_quota_mb < 1:
         raise ConfigError(
             "[lpr] max_side_px >= 64, min_plate_width_px >= 1, evidence_quota_mb >= 1"

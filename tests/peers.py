@@ -210,6 +210,16 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str 
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def stays(predicate, seconds: float, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+    """True when ``predicate`` holds at every poll for the whole interval (fails at once)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not predicate():
+            return False
+        time.sleep(interval)
+    return bool(predicate())
+
+
 class SerialLink:
     """Two linked pseudo-terminals made by socat: a null-modem cable between two ports."""
 

@@ -73,6 +73,25 @@ def test_plate_rules(formats, read, expected):
     assert PlateRules.from_patterns(formats).conform(read) == expected
 
 
+@pytest.mark.parametrize(
+    ("read", "confidences", "expected"),
+    [
+        # The doubtful O is swapped to fit the site's format (three letters, three digits).
+        ("ABC12O", (0.99, 0.99, 0.99, 0.98, 0.97, 0.55), ("ABC120", True)),
+        # A confident read of a plate from elsewhere is never rewritten into the format.
+        ("ABC12O", (0.99, 0.99, 0.99, 0.98, 0.97, 0.96), ("ABC12O", False)),
+        # Only the doubtful characters may move: the sure 1 stays, so this cannot fit.
+        ("AB1123", (0.99, 0.99, 0.97, 0.99, 0.99, 0.99), ("AB1123", False)),
+        ("AB1123", (0.99, 0.99, 0.40, 0.99, 0.99, 0.99), ("ABI123", True)),
+        # Confidences that do not line up with the text are ignored (all characters movable).
+        ("ABC12O", (0.99, 0.99), ("ABC120", True)),
+    ],
+)
+def test_formats_are_hints_that_never_override_a_confident_character(read, confidences, expected):
+    rules = PlateRules.from_patterns([r"[A-Z]{3}[0-9]{3}"])
+    assert rules.conform(read, char_confidences=confidences) == expected
+
+
 @given(plates)
 def test_neighbours_are_one_edit_away(plate):
     near = neighbours(plate)

@@ -7,7 +7,6 @@ with simulated loops and barriers so that the test plays the vehicle.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +26,10 @@ from tests.conftest import (
 )
 from tests.peers import wait_for
 
-LPR_DIR = lpr_directory(os.environ.get("CARPARK_LPR_DIR") or LprConfig().directory).resolve()
+LPR_DIR = lpr_directory(LprConfig().directory).resolve()  # ../shared/lpr: models and photographs
 EU = LPR_DIR / "data" / "openalpr-eu"
 pytestmark = pytest.mark.skipif(
-    not EU.is_dir(), reason=f"no labelled images at {LPR_DIR} (set CARPARK_LPR_DIR)"
+    not EU.is_dir(), reason=f"no labelled images at {LPR_DIR} (../shared/lpr)"
 )
 
 SIM = {

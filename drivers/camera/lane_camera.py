@@ -24,12 +24,26 @@ from typing import Any
 import numpy as np
 import structlog
 
-from drivers.camera.capture import Capture, FolderSource, FrameSource, MotionGate, OpenCVSource
+from drivers.camera.capture import (
+    STALL_S,
+    Capture,
+    FolderSource,
+    FrameSource,
+    MotionGate,
+    OpenCVSource,
+)
 from gateway.config import ConfigError, LprConfig, Options
-from gateway.domain.plate_reads import Observation, PlateRules, PlateVote, ReadGrouper
+from gateway.domain.plate_reads import (
+    SURE_CHARACTER,
+    Observation,
+    PlateRules,
+    PlateVote,
+    ReadGrouper,
+)
 from gateway.domain.plates import InvalidPlate, normalize_plate
 
 log = structlog.get_logger("drivers.camera")
+HEALTH_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,7 @@ class LaneCamera:
         min_confidence: float,
         min_reads: int,
         api_key: str | None,
+        stall_s: float = STALL_S,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -78,6 +93,7 @@ class LaneCamera:
         self.roi = roi
         self.continuous = continuous
         self.api_key = api_key
+        self.stall_s = stall_s
         self.grouper = ReadGrouper(min_confidence=min_confidence, min_reads=min_reads)
         self.sink: ReadSink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -111,15 +127,7 @@ class LaneCamera:
             link.healthy()
             await asyncio.Event().wait()
         assert self.source is not None and self.pipeline is not None
-        health: asyncio.Queue[str | None] = asyncio.Queue()
-
-        def on_health(problem: str | None) -> None:
-            if problem != self._health:
-                self._health = problem
-                assert self._loop is not None
-                self._loop.call_soon_threadsafe(health.put_nowait, problem)
-
-        capture = Capture(self.source, name=self.camera_id, on_health=on_health)
+        capture = Capture(self.source, name=self.camera_id, stall_s=self.stall_s)
         stop = threading.Event()
         worker = threading.Thread(
             target=self._work,
@@ -129,26 +137,38 @@ class LaneCamera:
         )
         capture.start()
         worker.start()
+        reported: str | None = "starting"
         try:
             while True:
-                # The capture thread reconnects by itself; the lane only hears about it.
-                problem = await health.get()
-                if problem is None:
-                    link.healthy()
-                else:
-                    link.lost(problem)
+                # Level-triggered: the capture's health is re-read every tick, so a stall
+                # that no thread reports (a camera frozen mid-stream) is seen as well. The
+                # capture thread reconnects by itself; the lane only hears about it.
+                problem = capture.problem()
+                if problem != reported and (problem is not None or capture.newest()):
+                    reported = self._health = problem
+                    if problem is None:
+                        link.healthy()
+                    else:
+                        link.lost(problem)
+                await asyncio.sleep(HEALTH_POLL_S)
         finally:
             stop.set()
-            capture.stop()
+            # The capture thread may sit in a stream's read for its timeout: never on the loop.
+            await asyncio.to_thread(capture.stop)
             await asyncio.to_thread(worker.join, 5)
 
     # -- smart cameras --------------------------------------------------------------------
     def external_read(
-        self, plate: str, confidence: float, at: datetime, image: np.ndarray | None
+        self,
+        plate: str,
+        confidence: float,
+        at: datetime,
+        image: np.ndarray | None,
+        crop: np.ndarray | None = None,
     ) -> None:
-        """A read from a smart camera (already OCRed on board)."""
+        """A read from a smart camera (already OCRed on board), with its pictures if any."""
         observation = Observation(
-            text=plate, confidence=confidence, at=at, evidence=Evidence(image, None)
+            text=plate, confidence=confidence, at=at, evidence=Evidence(image, crop)
         )
         with self._lock:
             if not self._armed.is_set() and not self.continuous:
@@ -186,10 +206,13 @@ class LaneCamera:
                 continue
             now = datetime.now(UTC)
             for read in reads:
-                text, valid = self._conform(read.text)
+                text, valid = self._conform(read.text, read.char_confidences)
                 if text is None:
                     continue
-                confidence = float(read.confidence) * (1.0 if valid else 0.5)
+                # Outside the site's formats: a doubtful read counts half; a confident one
+                # (every character sure) is a plate from elsewhere and counts in full.
+                sure = min(read.char_confidences, default=0.0) >= SURE_CHARACTER
+                confidence = float(read.confidence) * (1.0 if valid or sure else 0.5)
                 observation = Observation(
                     text=text,
                     confidence=confidence,
@@ -205,12 +228,13 @@ class LaneCamera:
                     if result is not None:
                         self._emit(result, confident=True, started=self._group_started)
 
-    def _conform(self, raw: str) -> tuple[str | None, bool]:
+    def _conform(self, raw: str, chars: tuple[float, ...] = ()) -> tuple[str | None, bool]:
         try:
             text = normalize_plate(raw)
         except InvalidPlate:
             return None, False
-        return self.rules.conform(text)
+        # The OCR's text has no separators, so its confidences line up with the plate.
+        return self.rules.conform(text, char_confidences=chars if len(chars) == len(text) else None)
 
     def _emit(
         self, result: PlateVote, *, confident: bool, started: float, source: str = "camera"
@@ -279,8 +303,10 @@ def build_camera(
         roi=roi,
         continuous=o.choice("mode", ("triggered", "continuous"), "triggered") == "continuous",
         min_confidence=o.number("min_confidence", lpr.min_confidence, low=0, high=1),
-        min_reads=o.integer("min_reads", 2, low=1, high=50),
+        # A smart camera has voted already and pushes once per vehicle; frames need two.
+        min_reads=o.integer("min_reads", 1 if driver == "smart" else 2, low=1, high=50),
         api_key=o.text("api_key", None),
+        stall_s=o.number("stall_s", STALL_S, low=0.5, high=60),
     )
     o.done()
     if driver == "smart" and camera.api_key is None:

@@ -30,8 +30,8 @@ import math
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -51,6 +51,51 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Miss:
+    """An image whose labelled plate was not read exactly, and the likely reason."""
+
+    image: str
+    label: str
+    read: str  # "" when nothing was read on the labelled plate
+    why: str  # no plate detected | detected but not on the label's box | O/0 or I/1 | n edits
+
+
+def exact_with_errata(
+    result: EvalResult,
+    samples: Sequence[Sample],
+    errata: Mapping[tuple[str, str], str],
+    set_name: str,
+) -> float | None:
+    """The exact rate of ``result`` (run on the published labels of ``samples``) against the
+    corrected labels, without running the pipeline again: a corrected image counts when its
+    read is the correction, and no longer counts for having matched the published label."""
+    if not result.n:
+        return None
+    missed = {m.image: m.read for m in result.misses}
+    hits = round((result.exact or 0.0) * result.n)
+    for sample in samples:
+        corrected = errata.get((set_name, sample.image.name))
+        if corrected is None or corrected == sample.plate:
+            continue
+        if sample.image.name not in missed:
+            hits -= 1  # read as the published label, which the photograph contradicts
+        elif missed[sample.image.name] == corrected:
+            hits += 1
+    return hits / result.n
+
+
+def _why(sample: Sample, text: str, detected: bool) -> str:
+    if sample.box is not None and not detected and not text:
+        return "no plate detected"
+    if not text:
+        return "no read on the labelled plate"
+    if text.translate(_CONFUSABLE) == sample.plate.translate(_CONFUSABLE):
+        return "O/0 or I/1 only"
+    edits = edit_distance(text, sample.plate)
+    return f"{edits} edit{'s' if edits > 1 else ''}"
+
+
+@dataclass(frozen=True)
 class EvalResult:
     n: int
     unreadable: int
@@ -61,10 +106,17 @@ class EvalResult:
     detection_recall: float | None
     ms_per_frame_p50: float | None
     ms_per_frame_p99: float | None
-    misreads: tuple[tuple[str, str, str], ...]  # (image name, label, read)
+    misses: tuple[Miss, ...]
 
-    def as_json(self) -> dict[str, Any]:
+    @property
+    def misreads(self) -> tuple[tuple[str, str, str], ...]:
+        """(image name, label, read) of every miss."""
+        return tuple((m.image, m.label, m.read) for m in self.misses)
+
+    def as_json(self, misses: bool = False) -> dict[str, Any]:
+        extra = {"misses": [m.__dict__ for m in self.misses]} if misses else {}
         return {
+            **extra,
             "n": self.n,
             "exact": self.exact,
             "char_accuracy": self.char_accuracy,
@@ -81,8 +133,27 @@ def normalize(text: str) -> str:
     return "".join(ch for ch in text.upper() if ch.isalnum())
 
 
-def load_samples(directory: str | Path, limit: int | None = None) -> list[Sample]:
-    """The labelled images of ``directory`` in a fixed (sorted) order, the first ``limit``."""
+def load_errata(path: str | Path) -> dict[tuple[str, str], str]:
+    """Label corrections, ``(set folder name, image name) -> corrected plate``, from a
+    tab-separated file of ``set, image, published, corrected, why`` (``#`` comments)."""
+    corrections: dict[tuple[str, str], str] = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) < 4:
+            raise ValueError(f"{path}:{number}: expected set, image, published, corrected, why")
+        corrections[(fields[0], fields[1])] = normalize(fields[3])
+    return corrections
+
+
+def load_samples(
+    directory: str | Path,
+    limit: int | None = None,
+    errata: Mapping[tuple[str, str], str] | None = None,
+) -> list[Sample]:
+    """The labelled images of ``directory`` in a fixed (sorted) order, the first ``limit``;
+    ``errata`` (see :func:`load_errata`) replaces the labels it names."""
     folder = Path(directory)
     if not folder.is_dir():
         raise ValueError(f"not a directory: {folder}")
@@ -107,6 +178,10 @@ def load_samples(directory: str | Path, limit: int | None = None) -> list[Sample
         raise ValueError(
             f"{folder}: no labelled images (expected <name>.txt files or annotations.csv)"
         )
+    if errata:
+        samples = [
+            replace(s, plate=errata.get((folder.name, s.image.name), s.plate)) for s in samples
+        ]
     return samples[:limit] if limit is not None else samples
 
 
@@ -192,7 +267,7 @@ def evaluate(
     a lane-sized region around its labelled plate (see :func:`lane_roi`) instead of whole."""
     exact = exact_top = loose = chars_right = chars_total = found = framed = n = unreadable = 0
     times: list[float] = []
-    misreads: list[tuple[str, str, str]] = []
+    misses: list[Miss] = []
     for sample in samples:
         image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
         if image is None or image.size == 0:
@@ -222,7 +297,8 @@ def evaluate(
         chars_right += max(0, len(sample.plate) - edit_distance(reads_text, sample.plate))
         chars_total += len(sample.plate)
         if reads_text != sample.plate:
-            misreads.append((sample.image.name, sample.plate, reads_text))
+            why = _why(sample, reads_text, detected)
+            misses.append(Miss(sample.image.name, sample.plate, reads_text, why))
         if on_step:
             on_step()
     return EvalResult(
@@ -235,7 +311,7 @@ def evaluate(
         detection_recall=found / framed if framed else None,
         ms_per_frame_p50=percentile(times, 50) if times else None,
         ms_per_frame_p99=percentile(times, 99) if times else None,
-        misreads=tuple(misreads),
+        misses=tuple(misses),
     )
 
 

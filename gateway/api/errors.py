@@ -50,7 +50,10 @@ def _json(
 
 def gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
     status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    # A camera's 401 carries its own challenge (Digest); everything else is a bearer token.
+    headers = getattr(exc, "headers", None) or (
+        {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    )
     body: dict[str, Any] = {"detail": exc.detail, **exc.extra}
     if isinstance(exc, Invalid) and "field" in exc.extra:
         body["errors"] = [{"field": exc.extra["field"], "message": exc.detail}]

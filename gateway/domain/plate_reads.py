@@ -38,6 +38,8 @@ CONFUSIONS: dict[str, str] = {
     "Q": "0",
 }
 ALPHABET = string.ascii_uppercase + string.digits
+# A character read at least this sure is never swapped to fit a plate format.
+SURE_CHARACTER = 0.9
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,25 @@ class PlateRules:
     def valid(self, text: str) -> bool:
         return not self.formats or any(f.fullmatch(text) for f in self.formats)
 
-    def conform(self, text: str, max_swaps: int = 2) -> tuple[str, bool]:
+    def conform(
+        self,
+        text: str,
+        max_swaps: int = 2,
+        char_confidences: Sequence[float] | None = None,
+        sure: float = SURE_CHARACTER,
+    ) -> tuple[str, bool]:
         """The read in a valid format, swapping as few confusable characters as possible.
 
-        Returns ``(text, valid)``; an unfixable read is returned unchanged with ``False``.
+        Formats are hints, not the truth: only characters the OCR was less than ``sure`` of
+        may be swapped (all of them when no confidences are given), so a confident read of a
+        plate from elsewhere is never rewritten into the site's format. Returns ``(text,
+        valid)``; a read that cannot be fitted is returned unchanged with ``False``.
         """
         if self.valid(text):
             return text, True
-        positions = [i for i, ch in enumerate(text) if ch in CONFUSIONS]
+        known = char_confidences is not None and len(char_confidences) == len(text)
+        confidences = list(char_confidences) if char_confidences and known else [0.0] * len(text)
+        positions = [i for i, ch in enumerate(text) if ch in CONFUSIONS and confidences[i] < sure]
         for swaps in range(1, max_swaps + 1):
             for chosen in _combinations(positions, swaps):
                 chars = list(text)

@@ -50,7 +50,7 @@ class LaneController(Controller):
         await deps.lanes.open(lane_id, data.reason.strip(), request.user.email)
         return LaneOpening(lane_id=lane_id, status="opening", reason=data.reason.strip())
 
-    @put("/{lane_id:str}/mode", guards=[admin], responses=errors(*BODY, *STAFF, 404, 409))
+    @put("/{lane_id:str}/mode", guards=[admin], responses=errors(*BODY, *STAFF, 404, 409, 422))
     async def set_mode(
         self,
         deps: NamedDependency[Deps],

@@ -1,11 +1,12 @@
-"""Plate recognition: smart cameras' reads, the read log with its pictures, corrections, plate lists."""
+"""Plate recognition: smart cameras' reads (generic, Hikvision, Axis), the read log with its
+pictures, corrections, plate lists."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
-import hmac
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,9 +18,11 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from msgspec import Meta
+from msgspec import Meta, Struct
 
+from drivers.camera.vendors import VendorFormatError, VendorRead, parse_axis, parse_hikvision
 from gateway.api.auth import PUBLIC, admin, staff
+from gateway.api.camera_auth import CameraKey, DigestNonces, identify
 from gateway.api.deps import Deps
 from gateway.api.errors import BODY, STAFF, errors
 from gateway.api.params import Limit, OptQueryTime, Page, paged, query_time
@@ -32,8 +35,8 @@ from gateway.api.responses import (
     typed,
 )
 from gateway.api.schemas import Body, PlateText, Update, given
-from gateway.domain.plates import normalize_plate
-from gateway.errors import Invalid, NotFound, Unauthorized
+from gateway.domain.plates import InvalidPlate, normalize_plate
+from gateway.errors import GatewayError, Invalid, NotFound
 from gateway.services import Actor, plates, require, rows
 from gateway.timeutil import iso, utc
 
@@ -66,6 +69,52 @@ class ListEntryUpdate(Update):
     valid_until: datetime | msgspec.UnsetType | None = msgspec.UNSET
 
 
+class VendorPushOut(Struct):
+    """What a camera's push did: a read handed to the lane, or an event that holds none."""
+
+    accepted: bool  # a plate read went to the lane
+    lane_id: str
+    camera_id: str
+    plate: str | None = None
+    ignored: str | None = None  # why no read: another event type, no plate recognised
+
+
+class MalformedPush(GatewayError):
+    """A camera's body that is not its vendor's format (400, like any malformed request)."""
+
+
+# What the vendor routes answer besides 200: a body that is not the vendor's plate event
+# (400), no or a wrong camera key (401, WWW-Authenticate carries a Digest challenge), a
+# plate in the event that is not a plate (422).
+PUSH_ERRORS = errors(400, 401, 413, 422)
+# A Hikvision or Axis push holds pictures; a plain read at most one small one.
+VENDOR_MAX_BODY = 20 * 1024 * 1024
+# A read a camera pushes without a confidence counts as this (above min_confidence 0.6).
+VENDOR_DEFAULT_CONFIDENCE = 0.9
+_NONCES = DigestNonces()
+
+
+def _camera_lane(deps: Deps, request: Request[Any, Any, Any]) -> Any:
+    """The lane of the smart camera making this request (see gateway.api.camera_auth)."""
+    lanes = {
+        lane.spec.id: lane
+        for lane in deps.lanes.lanes.values()
+        if lane.camera is not None and lane.camera.api_key
+    }
+    camera = identify(
+        [
+            CameraKey(lane.camera.camera_id, lane.camera.api_key, lane_id)
+            for lane_id, lane in lanes.items()
+        ],
+        method=request.method,
+        path=request.url.path,
+        headers=request.headers,
+        query_key=request.query_params.get("key"),
+        nonces=_NONCES,
+    )
+    return lanes[camera.lane_id]
+
+
 class SmartCameraController(Controller):
     path = "/lpr"
     tags = ["Plate recognition"]
@@ -78,19 +127,80 @@ class SmartCameraController(Controller):
         data: JSONBody[SmartReadIn],
     ) -> ReadAccepted:
         """A read from a camera that recognises plates on board (``X-API-Key``: its key)."""
-        key = request.headers.get("x-api-key", "")
-        lane = None
-        for candidate in deps.lanes.lanes.values():
-            camera = candidate.camera
-            if camera is not None and camera.api_key and hmac.compare_digest(camera.api_key, key):
-                lane = candidate
-        if lane is None:
-            raise Unauthorized("unknown camera key")
+        lane = _camera_lane(deps, request)
         plate = normalize_plate(data.plate)
         image = await asyncio.to_thread(_decode_image, data.image) if data.image else None
         at = utc(data.time) if data.time else deps.clock.now()
         lane.camera.external_read(plate, data.confidence, at, image)
         return ReadAccepted(accepted=True, lane_id=lane.spec.id, plate=plate)
+
+    @post(
+        "/hikvision",
+        opt=PUBLIC,
+        status_code=200,
+        request_max_body_size=VENDOR_MAX_BODY,
+        responses=PUSH_ERRORS,
+    )
+    async def hikvision(
+        self, deps: NamedDependency[Deps], request: Request[Any, Any, Any]
+    ) -> VendorPushOut:
+        """Hikvision ISAPI ANPR push (``EventNotificationAlert`` XML, alone or multipart with
+        its pictures). Point the camera's HTTP listening / alarm server at this path with
+        ``?key=<the camera's key>``, or set its user to the ``camera_id`` and its password to
+        the key (Basic or Digest). Non-ANPR events are answered 200 and ignored."""
+        return await _vendor_push(deps, request, parse_hikvision)
+
+    @post(
+        "/axis",
+        opt=PUBLIC,
+        status_code=200,
+        request_max_body_size=VENDOR_MAX_BODY,
+        responses=PUSH_ERRORS,
+    )
+    async def axis(
+        self, deps: NamedDependency[Deps], request: Request[Any, Any, Any]
+    ) -> VendorPushOut:
+        """AXIS License Plate Verifier "JSON over HTTP" push (JSON, or multipart with its
+        picture), authenticated as the Hikvision route."""
+        return await _vendor_push(deps, request, parse_axis)
+
+
+async def _vendor_push(
+    deps: Deps, request: Request[Any, Any, Any], parse: Callable[[bytes, str], VendorRead]
+) -> VendorPushOut:
+    lane = _camera_lane(deps, request)  # before reading the body: a stranger gets a 401
+    body = await request.body()
+    try:
+        read = parse(body, request.headers.get("content-type", ""))
+    except VendorFormatError as err:
+        raise MalformedPush(
+            f"not a {parse.__name__.removeprefix('parse_')} plate event: {err}"
+        ) from err
+    camera = lane.camera
+    out = VendorPushOut(accepted=False, lane_id=lane.spec.id, camera_id=camera.camera_id)
+    if read.ignored is not None or read.plate is None:
+        out.ignored = read.ignored or "no plate"
+        return out
+    try:
+        plate = normalize_plate(read.plate)
+    except InvalidPlate as err:
+        raise Invalid(f"plate {read.plate!r}: {err}", field="plate") from err
+    frame, crop = await asyncio.to_thread(_pictures, read)
+    confidence = VENDOR_DEFAULT_CONFIDENCE if read.confidence is None else read.confidence
+    camera.external_read(plate, confidence, deps.clock.now(), frame, crop)
+    out.accepted, out.plate = True, plate
+    return out
+
+
+def _pictures(read: VendorRead) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The frame and the crop a camera attached, decoded (an undecodable one is left out:
+    the read still counts, the evidence is what is missing)."""
+    decoded: list[np.ndarray | None] = []
+    for kind in ("frame", "crop"):
+        data = read.picture(kind)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        decoded.append(image)
+    return decoded[0], decoded[1]
 
 
 def _read_file(path: str) -> bytes | None:
