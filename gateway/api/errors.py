@@ -24,6 +24,7 @@ from gateway.errors import (
     NotFound,
     PaymentRequired,
     Unauthorized,
+    Unavailable,
 )
 
 log = structlog.get_logger("gateway.api")
@@ -35,6 +36,7 @@ STATUS: dict[type[GatewayError], int] = {
     Conflict: 409,
     PaymentRequired: 402,
     Unauthorized: 401,
+    Unavailable: 503,
 }
 
 
