@@ -501,8 +501,8 @@ def _safety(cfg: LaneConfig, state: LaneState, occupied: bool, now: datetime) ->
         if not crossed:  # it never went under a raised arm: nothing passed
             lost = None if state.presence else now
             return replace(state, phase="granted", presence_lost_at=lost), []
-        done = state.grant
-        return _end_grant(state), [CompletePassage(done)]
+        done = state.grant  # its credential is used up: a follower is not that vehicle
+        return replace(_end_grant(state), seen=None), [CompletePassage(done)]
     if crossed and state.mode != "locked_open":  # locked open: free flow, nothing to report
         credential = state.seen if state.seen_vehicle == state.vehicle else None
         refusal = state.last_decision
@@ -694,11 +694,7 @@ def _reconcile(cfg: LaneConfig, state: LaneState, now: datetime) -> Result:
         return state, commands
     attempts = state.attempts + 1
     delay = min(t.retry_max, t.retry_first * 2 ** min(attempts - 1, 16))
-    state = replace(
-        state, command=target, command_at=now, attempts=attempts, retry_at=now + delay
-    )
+    state = replace(state, command=target, command_at=now, attempts=attempts, retry_at=now + delay)
     why = _why(state, target)
-    commands.append(
-        OpenBarrier(why, attempts) if target == "open" else CloseBarrier(why, attempts)
-    )
+    commands.append(OpenBarrier(why, attempts) if target == "open" else CloseBarrier(why, attempts))
     return state, commands
