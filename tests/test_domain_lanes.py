@@ -182,7 +182,7 @@ def test_safety_loop_while_closing_reopens():
 
 
 def test_nosing_onto_the_safety_loop_of_a_closed_barrier_opens_nothing():
-    state, commands = run(
+    _state, commands = run(
         EXIT,
         [(0, PresenceChanged(True)), (1, SafetyChanged(True)), (2, SafetyChanged(False))],
     )
@@ -394,7 +394,7 @@ def test_nothing_moves_and_nothing_is_decided_before_the_lane_knows_where_it_sta
 
 
 def test_a_credential_read_while_the_lane_cannot_start_is_refused_in_time():
-    state, commands = run(
+    state, _commands = run(
         EXIT,
         [(0, BarrierReported("closed")), (0.1, CredentialPresented(PLATE)), (6, Tick())],
         state=LaneState(),
@@ -436,7 +436,7 @@ def test_a_barrier_lifted_by_hand_is_an_alarm_once_and_closed():
 
 
 def test_a_refused_car_through_a_stuck_barrier_is_an_unauthorised_passage():
-    state, commands = run(
+    _state, commands = run(
         EXIT,
         [
             (0, BarrierReported("open")),  # stuck open (its controller ignores the close)
@@ -544,7 +544,7 @@ def test_operator_open_is_a_grant():
 
 
 def test_the_vehicle_of_an_operator_open_is_still_decided_on_its_credential():
-    state, commands = run(
+    _state, commands = run(
         EXIT,
         [
             (0, PresenceChanged(True)),
