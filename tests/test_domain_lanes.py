@@ -415,7 +415,7 @@ def test_found_open_at_start_up_is_an_alarm_and_is_closed_once_clear(safety):
 
 
 def test_a_barrier_lifted_by_hand_is_an_alarm_once_and_closed():
-    state, commands = run(
+    _state, commands = run(
         EXIT, [(1, BarrierReported("moving")), (2, BarrierReported("open")), (3, Tick())]
     )
     assert len(kinds(commands, BarrierOpenWithoutGrant)) == 1
