@@ -299,8 +299,14 @@ class Lane:
             tg.create_task(self._barrier_worker(), name=f"lane[{self.spec.id}].commands")
             tg.create_task(self._passes(), name=f"lane[{self.spec.id}].passes")
 
+    def link(self, role: str) -> _Link:
+        """A connection to this lane as a driver has one (each supervisor makes its own)."""
+        if role not in self.slots:
+            raise KeyError(f"lane {self.spec.id} has no {role}")
+        return _Link(self, role)
+
     async def _supervise(self, role: str, run: Callable[[Any], Coroutine[Any, Any, None]]) -> None:
-        link = _Link(self, role)
+        link = self.link(role)
         attempt = 0
         while True:
             started = time.monotonic()
