@@ -141,10 +141,12 @@ def exits(
     controller: BarrierController,
     plates: list[str],
     count: int,
+    gap_s: float = 0.0,
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     refused = 0
     for plate in plates[:count]:
+        time.sleep(gap_s)  # the next car drives up (the flood runs meanwhile)
         opens_before = len(controller.writes_of(OPEN_COIL))
         closes_before = len(controller.writes_of(CLOSE_COIL))
         t0 = time.perf_counter()
@@ -284,7 +286,9 @@ def main() -> None:
     flood = Flood(lane_obj, daemon._loop, args.flood_rate)
     passes = lane_obj.passes
     try:
-        under_flood, refused_flooded = exits(gw, lane_obj, controller, flooded, args.flood_exits)
+        under_flood, refused_flooded = exits(
+            gw, lane_obj, controller, flooded, args.flood_exits, gap_s=0.05
+        )
     finally:
         flood.close()
     passes = lane_obj.passes - passes
