@@ -54,6 +54,14 @@ class SimulatedBarrier:
             travel(), name="simulated-barrier.travel"
         )
 
+    def by_hand(self, position: str) -> None:
+        """Someone moves the arm (no command): for tests and demos of the lane's alarms."""
+        if self._moving is not None:
+            self._moving.cancel()
+        self.position = position
+        if self._link is not None:
+            self._link.report(position)
+
     async def open(self) -> None:
         self._move("open")
 
