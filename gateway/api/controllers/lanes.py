@@ -43,7 +43,11 @@ class LaneController(Controller):
         lane_id: FromPath[str],
         data: JSONBody[OpenIn],
     ) -> dict[str, Any]:
-        """Open the barrier for whoever is in the lane; answers once the audit event is stored."""
+        """Open the barrier for whoever is in the lane; answers once the audit event is stored.
+
+        503 with ``reason: barrier_unreachable`` (and nothing recorded) while the barrier
+        does not answer; an accepted open is re-sent until the barrier follows.
+        """
         await deps.lanes.open(lane_id, data.reason.strip(), request.user.email)
         return {"lane_id": lane_id, "status": "opening", "reason": data.reason.strip()}
 
