@@ -99,6 +99,7 @@ def test_a_stuck_barrier_and_the_unpaid_car_through_it_are_alarms_upstream(
     assert passage["data"]["plate"] == "NOPAY1"
     assert passage["data"]["refused_because"] == "unpaid"
     assert passage["data"]["session_id"] == session_id
+    assert passage["data"]["message"] == "NOPAY1 passed without a grant (refused: unpaid)"
     assert wait_for(lambda: upstream("barrier_open_without_grant"), what="open alarm upstream")
 
     def retained_alarms() -> list[str]:

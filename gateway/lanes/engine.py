@@ -465,12 +465,19 @@ class Lane:
             case BarrierOpenWithoutGrant(why):
                 self._alarm(
                     "barrier_open_without_grant",
-                    {"mode": self.state.mode, "safety": self.state.safety, "message": why},
+                    {
+                        "message": f"barrier {why}",
+                        "mode": self.state.mode,
+                        "safety": self.state.safety,
+                    },
                 )
             case UnauthorisedPassage(credential, decision):
+                who = "a vehicle without a read" if credential is None else credential.value
+                refused = "" if decision is None else f" (refused: {decision.reason})"
                 self._alarm(
                     "unauthorised_passage",
                     {
+                        "message": f"{who} passed without a grant{refused}",
                         "kind": self.spec.kind,
                         "plate": credential.value
                         if credential is not None and credential.kind == "plate"
