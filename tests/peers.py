@@ -66,6 +66,7 @@ class BarrierController:
         self._lock = threading.Lock()
         self._written = threading.Condition()  # notified after each coil write
         self._arrival: asyncio.TimerHandle | None = None
+        self._chatter: tuple[int, float, float, float] | None = None  # input, hz, from, until
         self.reads = 0  # discrete-input reads served
         self.first_read_at: float | None = None  # perf_counter of the first read after start
 
@@ -79,6 +80,26 @@ class BarrierController:
 
     def safety(self, value: bool) -> None:
         self.set_input(SAFETY, value)
+
+    def chatter(self, index: int, hz: float, seconds: float) -> None:
+        """The input flips ``hz`` times a second for ``seconds`` (a square wave of the
+        clock, so a stalled test thread cannot stretch it), then stays clear."""
+        now = time.perf_counter()
+        with self._lock:
+            self._chatter = (index, hz, now, now + seconds)
+            self.inputs[index] = False
+
+    def _effective(self, now: float) -> list[bool]:
+        inputs = list(self.inputs)
+        if self._chatter is not None:
+            index, hz, since, until = self._chatter
+            if now < until:
+                inputs[index] = int((now - since) * hz) % 2 == 0
+        return inputs
+
+    def chattering(self) -> bool:
+        with self._lock:
+            return self._chatter is not None and time.perf_counter() < self._chatter[3]
 
     def fault(self, value: bool) -> None:
         """The controller's fault relay: while on, it ignores its command inputs."""
@@ -137,10 +158,11 @@ class BarrierController:
         if fc == 2:  # read discrete inputs: bit n of word n // 16
             with self._lock:
                 self.reads += 1
+                now = time.perf_counter()
                 if self.first_read_at is None:
-                    self.first_read_at = time.perf_counter()
+                    self.first_read_at = now
                 words = [0] * len(regs)
-                for n, bit in enumerate(self.inputs):
+                for n, bit in enumerate(self._effective(now)):
                     words[n // 16] |= int(bit) << (n % 16)
             regs[:] = words[: len(regs)]
         elif fc in (5, 15) and set_values is not None:
@@ -149,9 +171,8 @@ class BarrierController:
                 coil = address + offset
                 with self._lock:
                     obeyed = not (self.frozen or self.ignore_commands or self.inputs[FAULT])
-                    self.writes.append(
-                        CoilWrite(coil, bool(value), now, self.inputs[SAFETY], obeyed)
-                    )
+                    safety = self._effective(now)[SAFETY]
+                    self.writes.append(CoilWrite(coil, bool(value), now, safety, obeyed))
                 if value and obeyed and coil in (OPEN_COIL, CLOSE_COIL):
                     self._travel(coil == OPEN_COIL)
             with self._written:

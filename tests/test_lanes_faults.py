@@ -14,7 +14,7 @@ the controller while its safety loop was occupied.
 | open_unreachable | controller unreachable | operator opens | 503 barrier_unreachable, nothing recorded or sent; the next paid car opens on its own read |
 | restart_open | daemon restarted | barrier left open | closed at start-up with a barrier_open_without_grant alarm |
 | restart_open_occupied | daemon restarted | barrier open, a vehicle under it | no close while it is there; closed when it leaves (unauthorised_passage) |
-| chatter_50hz | safety loop flips every 10 ms for 2 s | a paid car under the arm | no close during the chatter; one passage, then the close |
+| chatter_50hz | safety loop chatters (a 50 Hz square wave) for 2 s | a paid car under the arm | no close during the chatter; one passage, then the close |
 | flood | 10,000 safety reports in one burst | a paid car under the arm | coalesced into a few passes, the latest level kept, no close onto the car |
 """
 
@@ -35,6 +35,7 @@ from tests.conftest import ManualClock, Running, config_from, start_daemon
 from tests.peers import (
     CLOSE_COIL,
     OPEN_COIL,
+    SAFETY,
     BarrierController,
     assert_stays,
     wait_for,
@@ -322,23 +323,12 @@ def chatter_50hz(lab: Lab) -> None:
     lab.wait_status(lambda s: s["barrier"] == "open", "open")
     lab.drive_under()
     lab.controller.presence(False)
-    stop = threading.Event()
-
-    def chatter() -> None:
-        level = True
-        while not stop.is_set():
-            level = not level
-            lab.controller.safety(level)
-            time.sleep(0.01)
-        lab.controller.safety(False)
-
-    chattering = threading.Thread(target=chatter, name="loop-chatter")
-    chattering.start()
-    try:
-        assert_stays(lambda: lab.closes() == 0, 2.0, what="no close while the loop chatters")
-    finally:
-        stop.set()
-        chattering.join(5)
+    lab.controller.chatter(SAFETY, hz=100, seconds=2.0)  # a 50 Hz square wave, then clear
+    assert_stays(
+        lambda: lab.closes() == 0 or not lab.controller.chattering(),
+        2.0,
+        what="no close while the loop chatters",
+    )
     wait_for(lambda: lab.controller.position == "closed", what="closed after the chatter")
     wait_for(lambda: lab.session(session) == "completed", what="exit completed")
     assert len(events_of(lab.gw, "lane_passage")) == 1

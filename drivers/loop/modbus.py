@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from drivers.loop.debounce import Debouncer
+from drivers.loop.debounce import Debouncer, reads_for
 from drivers.modbus import ModbusBus, bus_for
 from gateway.config import Options
 from gateway.ports import REPORT_S, DeviceLink, DeviceUnavailable
@@ -52,14 +52,14 @@ class ModbusLoop:
     async def run(self, link: DeviceLink) -> None:
         poller = self.bus.poller(self.unit)
         sub = poller.subscribe((self.input,), self.poll_hz)
-        debounce = Debouncer(self.debounce_s)
+        debounce = self._debouncer()
         reported_at = float("-inf")
         try:
             while True:
                 item = await sub.next()
                 if isinstance(item, DeviceUnavailable):
                     link.lost(str(item))
-                    debounce = Debouncer(self.debounce_s)  # the first good reading counts
+                    debounce = self._debouncer()  # the first good reading counts
                     continue
                 link.healthy()
                 changed = debounce.feed(item[self.input] == self.active_high)
@@ -70,6 +70,9 @@ class ModbusLoop:
                     reported_at = now
         finally:
             poller.unsubscribe(sub)
+
+    def _debouncer(self) -> Debouncer:
+        return Debouncer(self.debounce_s, reads_for(self.debounce_s, self.poll_hz))
 
     async def level(self) -> bool | None:
         """Read the input now (not the debounced level): the interlock's present value."""
