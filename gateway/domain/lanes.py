@@ -446,7 +446,8 @@ def _apply(cfg: LaneConfig, state: LaneState, event: LaneEvent, now: datetime) -
 
 def _presence(cfg: LaneConfig, state: LaneState, present: bool, now: datetime) -> Result:
     first = "presence_loop" not in state.known
-    state = replace(state, known=state.known | {"presence_loop"})
+    if first:
+        state = replace(state, known=state.known | {"presence_loop"})
     if present == state.presence:
         return state, []
     commands: list[LaneCommand] = []
@@ -485,17 +486,19 @@ def _presence(cfg: LaneConfig, state: LaneState, present: bool, now: datetime) -
 
 
 def _safety(cfg: LaneConfig, state: LaneState, occupied: bool, now: datetime) -> Result:
-    state = replace(state, known=state.known | {"safety_loop"})
+    if "safety_loop" not in state.known:
+        state = replace(state, known=state.known | {"safety_loop"})
     if occupied == state.safety:
         return state, []
-    state = replace(state, safety=occupied)
     if occupied:
-        state = replace(state, crossing=state.barrier in ("open", "moving"))
+        crossing = state.barrier in ("open", "moving")
         if state.phase == "granted":
-            state = replace(state, phase="passing", presence_lost_at=None)
-        return state, []
+            return replace(
+                state, safety=True, crossing=crossing, phase="passing", presence_lost_at=None
+            ), []
+        return replace(state, safety=True, crossing=crossing), []
     crossed = state.crossing
-    state = replace(state, crossing=False)
+    state = replace(state, safety=False, crossing=False)
     if state.phase == "passing":
         assert state.grant is not None
         if not crossed:  # it never went under a raised arm: nothing passed
@@ -656,7 +659,7 @@ def _reconcile(cfg: LaneConfig, state: LaneState, now: datetime) -> Result:
     if target != state.target:
         state = replace(state, target=target, attempts=0, retry_at=None, disagree_since=None)
     explained = state.grant is not None or state.mode == "locked_open"
-    if explained:
+    if explained and state.unexplained_open:
         state = replace(state, unexplained_open=False)
     elif state.unexplained_open and not state.alarmed_open and ready(state):
         state = replace(state, alarmed_open=True)
@@ -664,14 +667,17 @@ def _reconcile(cfg: LaneConfig, state: LaneState, now: datetime) -> Result:
     if target is None:
         return state, commands
     if _agrees(state.barrier, target):
-        state = replace(state, attempts=0, retry_at=None, disagree_since=None)
+        if state.attempts or state.retry_at is not None or state.disagree_since is not None:
+            state = replace(state, attempts=0, retry_at=None, disagree_since=None)
         if "barrier_timeout" in state.faults:
             state = replace(state, faults=state.faults - {"barrier_timeout"})
             commands.append(FaultCleared("barrier_timeout"))
         return state, commands
     if target == "closed" and not close_permitted(state):
         # The interlock holds it (something on the safety loop): not the barrier's fault.
-        return replace(state, disagree_since=None), commands
+        if state.disagree_since is not None:
+            state = replace(state, disagree_since=None)
+        return state, commands
     if state.disagree_since is None:
         state = replace(state, disagree_since=now)
     elif now - state.disagree_since >= t.barrier_timeout and "barrier_timeout" not in state.faults:
