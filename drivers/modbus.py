@@ -24,6 +24,8 @@ from gateway.ports import DeviceUnavailable
 
 log = structlog.get_logger("drivers.modbus")
 
+RETRY_MAX_S = 1.5  # the longest pause of a unit poller between failed polls
+
 
 @dataclass(frozen=True, kw_only=True)
 class BusSpec:
@@ -192,6 +194,16 @@ class Subscription:
             raise item
         return item
 
+    async def next(self) -> dict[int, bool] | DeviceUnavailable:
+        """The next reading, or the error of a failed poll (the poller keeps retrying, so a
+        device stays subscribed through an outage and is read again on the first good poll).
+        Raises DeviceUnavailable only when the poller went quiet, as ``get`` does."""
+        try:
+            async with asyncio.timeout(self.stale_s):
+                return await self.queue.get()
+        except TimeoutError:
+            raise DeviceUnavailable(f"no reading of the inputs for {self.stale_s:g} s") from None
+
     def offer(self, item: dict[int, bool] | DeviceUnavailable) -> None:
         """Latest value wins: a slow consumer sees the newest inputs, never a backlog."""
         if self.queue.full():
@@ -246,8 +258,10 @@ class UnitPoller:
                 self._progress = asyncio.get_running_loop().time()
                 for sub in list(self.subscriptions):
                     sub.offer(err)
+                # Bounded below the subscribers' stale time: an outage is a stream of
+                # errors, never a silence, and a device that returns is read within 1.5 s.
                 await asyncio.sleep(
-                    min(5.0, random.uniform(0, 1.5 ** min(10, failures)) / 10 + 0.05)
+                    min(RETRY_MAX_S, random.uniform(0, 1.5 ** min(10, failures)) / 10 + 0.05)
                 )
                 continue
             failures = 0

@@ -130,7 +130,13 @@ class Daemon:
             hubs: dict[str, SerialLineHub] = {}
             decider = Decider(deps, EvidenceStore(cfg.lpr.evidence_dir, cfg.lpr.evidence_quota_mb))
             lanes = [
-                Lane(spec, build_lane_devices(spec, buses, hubs, cfg.lpr), decider, self.clock)
+                Lane(
+                    spec,
+                    build_lane_devices(spec, buses, hubs, cfg.lpr),
+                    decider,
+                    self.clock,
+                    exit_window=timedelta(minutes=cfg.parking.exit_window_minutes),
+                )
                 for spec in cfg.lanes
             ]
             self.lanes = LaneManager(lanes, decider)

@@ -38,3 +38,7 @@ class PaymentRequired(GatewayError):
 
 class Unauthorized(GatewayError):
     """Wrong credentials."""
+
+
+class Unavailable(GatewayError):
+    """A device the request needs does not answer right now (503); nothing was changed."""

@@ -497,6 +497,32 @@ class LaneFaultCleared(Data):
     device: str
 
 
+@event("barrier_open_without_grant")
+class BarrierOpenWithoutGrant(Data):
+    """The barrier was found open with no grant (at start-up, after a controller fault, or
+    lifted by hand): the lane closes it as soon as the safety loop is clear."""
+
+    lane_id: str
+    message: str
+    mode: str
+    safety: bool
+
+
+@event("unauthorised_passage")
+class UnauthorisedPassage(Data):
+    """A vehicle passed without a grant (tailgating, or through a barrier stuck open); its
+    session, if one was found, is not completed."""
+
+    lane_id: str
+    message: str
+    kind: Literal["entry", "exit"]
+    plate: str | None
+    credential: Credential | None
+    refused_because: str | None
+    session_id: int | None
+    ticket_number: str | None
+
+
 @event("anti_passback_violation")
 class AntiPassbackViolation(Data):
     """An entry for a vehicle already inside, let in by a soft anti-passback lane."""

@@ -55,25 +55,36 @@ class DeviceUnavailable(Exception):
     """
 
 
+REPORT_S = 2.0
+"""Every driver reports its device's current level after it (re)connects and at least this
+often, not only on change: a report the lane missed is healed by the next one."""
+
+
 class DeviceLink(Protocol):
-    """How a driver reports to its lane."""
+    """How a driver reports to its lane. Reports are levels: the lane keeps the latest."""
 
     def healthy(self) -> None:
         """The device answered (clears a communication fault)."""
 
     def report(self, value: bool | str) -> None:
-        """A loop's occupied state, or a barrier's position (``"open"`` / ``"closed"``)."""
+        """A loop's occupied state, or a barrier's position (``"open"``, ``"closed"``,
+        ``"moving"``, or ``"unknown"`` for a driver that cannot tell)."""
 
     def fault(self, message: str | None) -> None:
         """A fault the device itself reports (e.g. a barrier controller's fault input); None clears it."""
 
     def lost(self, message: str) -> None:
-        """The device stopped answering while the driver keeps retrying by itself (a camera stream)."""
+        """The device stopped answering while the driver keeps retrying by itself (a camera
+        stream, a Modbus poller); ``healthy`` clears it."""
 
 
 class LoopDetector(Protocol):
     async def run(self, link: DeviceLink) -> None:
         """Report the loop's (debounced) state until cancelled; raise DeviceUnavailable on loss."""
+
+    async def level(self) -> bool | None:
+        """The loop's present raw level, read now where the device can be asked (None:
+        unknown). The safety interlock calls it just before a close is written."""
 
 
 class Barrier(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,13 +137,28 @@ def config_from(tmp_path: Path, **sections: Any) -> Config:
     return build_config(raw)
 
 
+# Tasks still pending when a daemon's run() returned: the leak check fails the test.
+LEAKED_TASKS: list[str] = []
+
+
+async def _run_checked(daemon: Daemon) -> None:
+    """The daemon's whole life, then a look for tasks it left behind (asyncio.run would
+    cancel them silently)."""
+    try:
+        await daemon.run()
+    finally:
+        current = asyncio.current_task()
+        left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        LEAKED_TASKS.extend(f"{t.get_name()}: {t.get_coro()!r}" for t in left)
+
+
 def start_daemon(config: Config, clock: ManualClock) -> tuple[Daemon, threading.Thread]:
     daemon = Daemon(config, clock=clock)
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            asyncio.run(daemon.run())
+            asyncio.run(_run_checked(daemon))
         except BaseException as err:  # surfaced below
             errors.append(err)
 
@@ -172,6 +188,36 @@ def running(
         daemon.request_stop()
         thread.join(15)
         assert not thread.is_alive(), "daemon did not stop"
+
+
+# Worker threads that pools start on demand: the daemon's store, asyncio's default
+# executor, AnyIO's threads for Litestar's sync handlers.
+POOL_WORKERS = ("store-reader_", "store-writer_", "asyncio_", "AnyIO worker thread")
+
+
+def _leftover_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    if any(t.name == "daemon" and t.is_alive() for t in before):
+        # A daemon of a wider-scoped fixture (a module's demo site) outlives this test and
+        # starts pool workers when it needs them: those are its own, stopped with it.
+        left = [t for t in left if not t.name.startswith(POOL_WORKERS)]
+    return left
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads_or_tasks() -> Iterator[None]:
+    """Fails a test that leaves a thread running, or whose daemon ended with tasks still
+    pending (pymodbus' own suite checks every test the same way). A thread gets a moment
+    to finish: stopping one is allowed to take a poll interval."""
+    before = set(threading.enumerate())
+    LEAKED_TASKS.clear()
+    yield
+    deadline = time.monotonic() + 3.0
+    while (left := _leftover_threads(before)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tasks, LEAKED_TASKS[:] = list(LEAKED_TASKS), []
+    assert not left, f"threads left running: {sorted(t.name for t in left)}"
+    assert not tasks, f"tasks left pending when the daemon stopped: {tasks}"
 
 
 @pytest.fixture

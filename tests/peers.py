@@ -1,10 +1,16 @@
 """Real protocol peers for the tests: a Modbus barrier controller, a serial pty.
 
-``BarrierController`` is a pymodbus TCP server whose registers behave like a barrier
-controller with a loop detector card: writing the open coil makes the barrier travel
-and then report "opened" on its input, as the hardware would; the test sets the loop
-inputs. It runs in its own thread and event loop so the daemon under test talks to it
-over a real socket.
+``BarrierController`` is a pymodbus server whose registers behave like a barrier
+controller with a loop detector card: writing the open coil makes the arm leave its
+"closed" limit switch at once, travel for ``travel_s`` and then close its "opened"
+switch, as the hardware would; the test sets the loop inputs. For fault injection it
+has a fault input (while it is on, the controller takes commands and does nothing, as a
+real one in fault does), ``ignore_commands`` (the same without the fault input), a link
+that can drop and come back on the same port with its state (``drop``/``restore``),
+and an arm that can be lifted by hand. Every coil write is recorded with the safety
+loop's input at that moment, so a test can assert that no close ever reached it onto an
+occupied loop. It runs in its own thread and event loop so the daemon under test talks
+to it over a real socket.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class CoilWrite:
     coil: int
     value: bool
     at: float  # time.perf_counter() when it reached the controller
+    safety: bool = False  # the safety loop's input at that moment
+    obeyed: bool = True  # False: the controller was in fault or ignoring commands
 
 
 @dataclass
@@ -48,6 +56,7 @@ class BarrierController:
     )
     writes: list[CoilWrite] = field(default_factory=list)
     frozen: bool = False  # a jammed barrier: takes commands, never moves
+    ignore_commands: bool = False
     serial_port: str | None = None  # RTU on this serial device instead of TCP
 
     def __post_init__(self) -> None:
@@ -56,6 +65,10 @@ class BarrierController:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._written = threading.Condition()  # notified after each coil write
+        self._arrival: asyncio.TimerHandle | None = None
+        self._chatter: tuple[int, float, float, float] | None = None  # input, hz, from, until
+        self.reads = 0  # discrete-input reads served
+        self.first_read_at: float | None = None  # perf_counter of the first read after start
 
     # -- the physical side ------------------------------------------------------------
     def set_input(self, index: int, value: bool) -> None:
@@ -68,6 +81,35 @@ class BarrierController:
     def safety(self, value: bool) -> None:
         self.set_input(SAFETY, value)
 
+    def chatter(self, index: int, hz: float, seconds: float) -> None:
+        """The input flips ``hz`` times a second for ``seconds`` (a square wave of the
+        clock, so a stalled test thread cannot stretch it), then stays clear."""
+        now = time.perf_counter()
+        with self._lock:
+            self._chatter = (index, hz, now, now + seconds)
+            self.inputs[index] = False
+
+    def _effective(self, now: float) -> list[bool]:
+        inputs = list(self.inputs)
+        if self._chatter is not None:
+            index, hz, since, until = self._chatter
+            if now < until:
+                inputs[index] = int((now - since) * hz) % 2 == 0
+        return inputs
+
+    def chattering(self) -> bool:
+        with self._lock:
+            return self._chatter is not None and time.perf_counter() < self._chatter[3]
+
+    def fault(self, value: bool) -> None:
+        """The controller's fault relay: while on, it ignores its command inputs."""
+        self.set_input(FAULT, value)
+
+    def by_hand(self, to_open: bool) -> None:
+        """Someone moves the arm (a maintenance crank): no command involved."""
+        with self._lock:
+            self.inputs[OPENED], self.inputs[CLOSED] = to_open, not to_open
+
     @property
     def position(self) -> str:
         with self._lock:
@@ -79,6 +121,10 @@ class BarrierController:
         with self._lock:
             return [w for w in self.writes if w.coil == coil and w.value == value]
 
+    def closes_onto_the_loop(self) -> list[CoilWrite]:
+        """Close commands that reached the controller while its safety loop was occupied."""
+        return [w for w in self.writes_of(CLOSE_COIL) if w.safety]
+
     def wait_write(self, coil: int, before: int, timeout: float = 5.0) -> bool:
         """Wait until ``writes_of(coil)`` holds more than ``before`` writes (woken by the
         writes, not polling); False on timeout."""
@@ -86,17 +132,19 @@ class BarrierController:
             return self._written.wait_for(lambda: len(self.writes_of(coil)) > before, timeout)
 
     def _travel(self, to_open: bool) -> None:
-        if self.frozen:
-            return
-        with self._lock:
-            self.inputs[OPENED] = self.inputs[CLOSED] = False
         assert self._loop is not None
+        with self._lock:
+            if self.inputs[OPENED if to_open else CLOSED]:
+                return  # already there
+            self.inputs[OPENED] = self.inputs[CLOSED] = False
+        if self._arrival is not None:
+            self._arrival.cancel()
 
         def arrive() -> None:
             with self._lock:
                 self.inputs[OPENED], self.inputs[CLOSED] = to_open, not to_open
 
-        self._loop.call_later(self.travel_s, arrive)
+        self._arrival = self._loop.call_later(self.travel_s, arrive)
 
     async def _action(
         self,
@@ -109,8 +157,12 @@ class BarrierController:
     ) -> None:
         if fc == 2:  # read discrete inputs: bit n of word n // 16
             with self._lock:
+                self.reads += 1
+                now = time.perf_counter()
+                if self.first_read_at is None:
+                    self.first_read_at = now
                 words = [0] * len(regs)
-                for n, bit in enumerate(self.inputs):
+                for n, bit in enumerate(self._effective(now)):
                     words[n // 16] |= int(bit) << (n % 16)
             regs[:] = words[: len(regs)]
         elif fc in (5, 15) and set_values is not None:
@@ -118,11 +170,11 @@ class BarrierController:
             for offset, value in enumerate(set_values):
                 coil = address + offset
                 with self._lock:
-                    self.writes.append(CoilWrite(coil, bool(value), now))
-                if value and coil == OPEN_COIL:
-                    self._travel(True)
-                elif value and coil == CLOSE_COIL:
-                    self._travel(False)
+                    obeyed = not (self.frozen or self.ignore_commands or self.inputs[FAULT])
+                    safety = self._effective(now)[SAFETY]
+                    self.writes.append(CoilWrite(coil, bool(value), now, safety, obeyed))
+                if value and obeyed and coil in (OPEN_COIL, CLOSE_COIL):
+                    self._travel(coil == OPEN_COIL)
             with self._written:
                 self._written.notify_all()
         return None
@@ -130,6 +182,7 @@ class BarrierController:
     # -- the server ---------------------------------------------------------------------
     def start(self) -> BarrierController:
         ready = threading.Event()
+        self.first_read_at = None
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -164,6 +217,15 @@ class BarrierController:
         assert self._thread is not None
         self._thread.join(5)
         self._loop = None
+        self._arrival = None  # an arm in travel stops where it is (its loop is gone)
+
+    def drop(self) -> None:
+        """The link goes: the server stops; the barrier, its inputs and its log stay."""
+        self.stop()
+
+    def restore(self) -> BarrierController:
+        """The link comes back on the same port."""
+        return self.start()
 
 
 class Pty:
@@ -210,14 +272,17 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, what: str 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def stays(predicate, seconds: float, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
-    """True when ``predicate`` holds at every poll for the whole interval (fails at once)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not predicate():
-            return False
+def assert_stays(
+    predicate, seconds: float, interval: float = 0.02, what: str = "condition"
+) -> None:  # type: ignore[no-untyped-def]
+    """Assert that ``predicate`` holds for the whole of ``seconds``, polling; fails the
+    moment it breaks. How a test claims that something did *not* happen."""
+    started = time.monotonic()
+    while True:
+        assert predicate(), f"{what} broke after {time.monotonic() - started:.2f} s"
+        if time.monotonic() - started >= seconds:
+            return
         time.sleep(interval)
-    return bool(predicate())
 
 
 class SerialLink:

@@ -20,7 +20,7 @@ from tests.conftest import (
     running,
     start_daemon,
 )
-from tests.peers import wait_for
+from tests.peers import assert_stays, wait_for
 
 SIMULATED = {
     "barrier": {"driver": "simulated", "travel_s": 0.05},
@@ -73,8 +73,9 @@ def test_open_needs_a_reason(lanes_gw: Running, body: Any) -> None:
         r = op.post("/lanes/exit-1/open", json=body)
         assert r.status_code == 400, r.text
         assert "detail" in r.json()
-        wait_for(lambda: True, 0.2)
-        assert op.get("/lanes/exit-1").json()["barrier"] != "open"
+        assert_stays(
+            lambda: op.get("/lanes/exit-1").json()["barrier"] == "closed", 0.5, what="closed"
+        )
     assert events_of(lanes_gw, "lane_opened_by_operator") == []
 
 

@@ -17,7 +17,15 @@ import pytest
 
 from gateway.domain.lanes import Credential
 from tests.conftest import ManualClock, Running, config_from, start_daemon
-from tests.peers import CLOSE_COIL, OPEN_COIL, PRESENCE, SAFETY, BarrierController, wait_for
+from tests.peers import (
+    CLOSE_COIL,
+    OPEN_COIL,
+    PRESENCE,
+    SAFETY,
+    BarrierController,
+    assert_stays,
+    wait_for,
+)
 
 
 def modbus_lane(lane_id: str, kind: str, unit: int = 1, **extra: Any) -> dict[str, Any]:
@@ -107,9 +115,10 @@ def present(gw: Running, lane_id: str, plate: str) -> None:
     gw.call(gw.daemon.lanes.present, lane_id, Credential(kind="plate", value=plate))
 
 
-def drive_through(controller: BarrierController) -> None:
+def drive_through(gw: Running, controller: BarrierController, lane_id: str = "exit-1") -> None:
+    """The car on the presence loop drives under the open arm and away."""
     controller.safety(True)
-    wait_for(lambda: True, 0.1)
+    wait_for(lambda: lane_status(gw, lane_id)["safety"], what="safety loop occupied")
     controller.presence(False)
     controller.safety(False)
 
@@ -191,8 +200,7 @@ def test_unpaid_exit_does_not_open(site_gw: Running, controller: BarrierControll
     assert status["last_decision"]["reason"] == "unpaid"
     assert status["last_decision"]["amount_due"] == 10.0
     assert "10.00" in status["display"]
-    wait_for(lambda: True, 0.3)
-    assert not controller.writes_of(OPEN_COIL)
+    assert_stays(lambda: not controller.writes_of(OPEN_COIL), 1.0, what="barrier kept closed")
     assert _session_status(site_gw, None, plate="UNPAID1") == "active"
 
 
@@ -211,9 +219,8 @@ def test_vehicle_under_the_barrier_keeps_it_open(
     controller.safety(True)
     controller.presence(False)
     wait_for(lambda: lane_status(site_gw, "exit-1")["safety"], what="safety seen")
-    site_gw.clock.advance(seconds=60)  # far past the back-out time: still nothing may close
-    wait_for(lambda: True, 0.5)
-    assert not controller.writes_of(CLOSE_COIL)
+    # Past the back-out time (2 s) and the barrier timeout (3 s): still nothing may close.
+    assert_stays(lambda: not controller.writes_of(CLOSE_COIL), 3.5, what="barrier kept open")
     controller.safety(False)
     wait_for(lambda: controller.writes_of(CLOSE_COIL), what="closed once clear")
 
@@ -374,8 +381,9 @@ def test_entry_lane_creates_the_session_and_refuses_a_vehicle_inside(
             lambda: lane_status(gw, "entry-1")["last_decision"]["reason"] == "already_inside",
             what="refused",
         )
-        wait_for(lambda: True, 0.3)
-        assert len(controller.writes_of(OPEN_COIL)) == opens
+        assert_stays(
+            lambda: len(controller.writes_of(OPEN_COIL)) == opens, 1.0, what="no second open"
+        )
         controller.presence(False)
     finally:
         gen.close()
@@ -398,7 +406,9 @@ def test_backing_out_of_an_entry_cancels_the_session(
         session_id = lane_status(gw, "entry-1")["last_decision"]["session_id"]
         controller.presence(False)  # the driver changes their mind and reverses
         wait_for(lambda: not lane_status(gw, "entry-1")["presence"], what="presence lost")
-        clock.advance(seconds=3)  # past backout_close_s = 2
+        # Not before backout_close_s = 2 (lane timers run on the monotonic clock) ...
+        assert_stays(lambda: not controller.writes_of(CLOSE_COIL), 1.5, what="grant kept")
+        # ... but after it.
         wait_for(lambda: controller.writes_of(CLOSE_COIL), what="closed after back-out")
         wait_for(
             lambda: _session_row(gw, session_id)["status"] == "cancelled", what="session cancelled"

@@ -15,7 +15,7 @@ import pytest
 from gateway.config import ConfigError
 from gateway.domain.lanes import Credential
 from tests.conftest import ManualClock, Running, config_from, start_daemon
-from tests.peers import Pty, wait_for
+from tests.peers import Pty, assert_stays, wait_for
 
 OPEN = bytes.fromhex("A00101A2")
 CLOSE = bytes.fromhex("A00100A1")
@@ -114,9 +114,11 @@ def test_garbage_on_the_line_is_ignored(serial_gw: Running, relay: Pty, detector
     detector.send(b"L1 O")  # half a line
     detector.send(b"X" * 600)  # a run without a line end
     detector.send(b"\nL9 ON\n")  # text that matches no pattern
-    wait_for(lambda: True, 0.3)
-    s = status(serial_gw)
-    assert s["presence"] is False and s["fault"] is False
+    assert_stays(
+        lambda: (s := status(serial_gw))["presence"] is False and s["fault"] is False,
+        0.5,
+        what="lane untouched by the noise",
+    )
     detector.send(b"L1 ON\n")
     wait_for(lambda: status(serial_gw)["presence"], what="a good line still works")
     assert relay.read_all() == b""  # nothing was commanded by the noise

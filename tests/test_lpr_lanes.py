@@ -291,11 +291,16 @@ def test_deny_list_never_opens_and_allow_list_opens_without_payment(lpr_gw: Runn
     d = decision(lpr_gw, "exit-1", "VIP1")
     assert d["allowed"] and d["reason"] == "allow_list"
     drive_through(lpr_gw, "exit-1")
+
+    def exit_recorded() -> Any:  # written by the passage's own task, just after the lane moved on
+        with db(lpr_gw) as conn:
+            return conn.execute(
+                "SELECT payload FROM outbox WHERE type = 'session_completed'"
+            ).fetchone()
+
+    completed = wait_for(exit_recorded, what="the exit recorded")
     with db(lpr_gw) as conn:
         types = [r[0] for r in conn.execute("SELECT type FROM outbox")]
-        completed = conn.execute(
-            "SELECT payload FROM outbox WHERE type = 'session_completed'"
-        ).fetchone()
     assert "plate_denied" in types
     assert json.loads(completed[0])["waived_because"] == "allow_list"
 

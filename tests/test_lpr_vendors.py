@@ -23,7 +23,7 @@ import pytest
 from drivers.camera.vendors import VendorFormatError, parse_axis, parse_hikvision
 from gateway.config import LprConfig, lpr_directory
 from tests.conftest import ADMIN, OPERATOR, ManualClock, Running, config_from, running
-from tests.peers import stays, wait_for
+from tests.peers import assert_stays, wait_for
 
 HIK_ID, HIK_KEY = "hik-entry", "hikvision-key-0123456789"
 AXIS_ID, AXIS_KEY = "axis-exit", "axis-camera-key-0123456789"
@@ -239,7 +239,7 @@ def test_other_hikvision_events_are_answered_and_ignored(gw: Running) -> None:
     for xml in (hikvision_xml("FWE50", event="VMD"), hikvision_xml("unknown")):
         r = post(gw, "/lpr/hikvision", xml, "application/xml", headers={"X-API-Key": HIK_KEY})
         assert r.status_code == 200 and r.json()["accepted"] is False and r.json()["ignored"]
-    assert stays(lambda: reads(gw) == [], seconds=1.0)
+    assert_stays(lambda: reads(gw) == [], seconds=1.0, what="no read")
 
 
 def test_axis_json_and_multipart_with_basic_auth(
@@ -291,7 +291,7 @@ def test_pushes_that_do_not_authenticate_are_refused(
     r = post(gw, "/lpr/hikvision", hikvision_xml("FWE50"), "application/xml", **auth)
     assert r.status_code == 401 and expected in r.json()["detail"], r.text
     assert r.headers["www-authenticate"].startswith('Digest realm="carpark-gateway", qop="auth"')
-    assert stays(lambda: reads(gw) == [], seconds=0.3)
+    assert_stays(lambda: reads(gw) == [], seconds=0.3, what="no read")
 
 
 def test_a_replayed_digest_request_is_refused(gw: Running) -> None:
@@ -342,7 +342,7 @@ def test_malformed_pushes_are_400s_and_change_nothing(
     key = HIK_KEY if "hikvision" in route else AXIS_KEY
     r = post(gw, route, body, kind, headers={"X-API-Key": key})
     assert r.status_code == (422 if expected == "plate" else 400) and expected in r.text, r.text
-    assert stays(lambda: reads(gw) == [], seconds=0.3)
+    assert_stays(lambda: reads(gw) == [], seconds=0.3, what="no read")
 
 
 def test_parsers_on_documented_variants() -> None:

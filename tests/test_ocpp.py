@@ -124,6 +124,9 @@ class ChargerThread:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+            # websockets resolves the host in the loop's default executor: stop its threads.
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
 
 
 @pytest.fixture

@@ -2,13 +2,19 @@
 
 The register map is configuration, so common barrier controllers and plain I/O modules
 fit: a coil that opens (pulsed for N ms, or held while open), optionally a coil that
-closes, and discrete inputs that report opened / closed / fault. Without position
-inputs the barrier is assumed to reach its position after ``travel_s``.
+closes, and discrete inputs that report opened / closed / fault.
+
+The position reported is the limit switches': ``open``, ``closed``, or ``moving`` between
+them (with only one switch wired, "not closed" is open and "not open" is closed). Without
+position inputs it is the driver's belief: ``unknown`` until it has commanded the barrier,
+``moving`` for ``travel_s`` after a command, then the commanded position. The position is
+reported on change, on the first poll after a (re)connect and every ``REPORT_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +22,7 @@ import structlog
 
 from drivers.modbus import ModbusBus, bus_for
 from gateway.config import ConfigError, Options
-from gateway.ports import DeviceLink, DeviceUnavailable
+from gateway.ports import REPORT_S, DeviceLink, DeviceUnavailable
 
 log = structlog.get_logger("drivers.barrier.modbus")
 
@@ -49,6 +55,7 @@ class ModbusBarrier:
         self._link: DeviceLink | None = None
         self._pulses: set[asyncio.Task[None]] = set()
         self._assumed: asyncio.Task[None] | None = None
+        self._belief = "unknown"  # without position inputs: what the last command implies
 
     @classmethod
     def from_config(
@@ -83,37 +90,67 @@ class ModbusBarrier:
             a for a in (self.opened_input, self.closed_input, self.fault_input) if a is not None
         )
 
+    @property
+    def _switches(self) -> bool:
+        return self.opened_input is not None or self.closed_input is not None
+
+    def _position(self, item: dict[int, bool]) -> str:
+        if not self._switches:
+            return self._belief
+        opened = item[self.opened_input] if self.opened_input is not None else None
+        closed = item[self.closed_input] if self.closed_input is not None else None
+        if opened:
+            return "open"
+        if closed:
+            return "closed"
+        if opened is None:
+            return "open"  # only a closed switch: not closed is open
+        if closed is None:
+            return "closed"  # only an open switch
+        return "moving"
+
     async def run(self, link: DeviceLink) -> None:
         self._link = link
-        if not self._inputs:
-            # No feedback to poll: prove the controller answers, then rely on travel time.
+        try:
+            if not self._inputs:
+                await self._run_without_inputs(link)
+            else:
+                await self._run_polled(link)
+        finally:
+            self._link = None
+
+    async def _run_without_inputs(self, link: DeviceLink) -> None:
+        """No feedback to poll: prove the controller answers, and report the belief."""
+        while True:
             await self.bus.read_inputs(self.unit, 0, 1)
             link.healthy()
-            await asyncio.Event().wait()
+            link.report(self._belief)
+            await asyncio.sleep(REPORT_S)
+
+    async def _run_polled(self, link: DeviceLink) -> None:
         poller = self.bus.poller(self.unit)
         sub = poller.subscribe(self._inputs, self.poll_hz)
         last: str | None = None
         fault: bool | None = None
+        reported_at = float("-inf")
         try:
             while True:
-                item = await sub.get()
+                item = await sub.next()
+                if isinstance(item, DeviceUnavailable):
+                    link.lost(str(item))
+                    last = fault = None  # re-reported on the first good poll
+                    continue
                 link.healthy()
                 if self.fault_input is not None and item[self.fault_input] != fault:
                     fault = item[self.fault_input]
                     link.fault("barrier controller reports a fault" if fault else None)
-                position = None
-                if self.opened_input is not None and item[self.opened_input]:
-                    position = "open"
-                elif self.closed_input is not None and item[self.closed_input]:
-                    position = "closed"
-                if position is not None and position != last:
-                    last = position
+                position = self._position(item)
+                now = time.monotonic()
+                if position != last or now - reported_at >= REPORT_S:
+                    last, reported_at = position, now
                     link.report(position)
-                elif position is None:
-                    last = None  # travelling
         finally:
             poller.unsubscribe(sub)
-            self._link = None
 
     async def _pulse(self, coil: int) -> None:
         await self.bus.write_coil(self.unit, coil, True)
@@ -130,13 +167,17 @@ class ModbusBarrier:
         task.add_done_callback(self._pulses.discard)
 
     def _assume(self, position: str) -> None:
-        if self.opened_input is not None or self.closed_input is not None:
+        if self._switches:
             return
         if self._assumed is not None:
             self._assumed.cancel()
+        self._belief = "moving"
+        if self._link is not None:
+            self._link.report("moving")
 
         async def arrive() -> None:
             await asyncio.sleep(self.travel_s)
+            self._belief = position
             if self._link is not None:
                 self._link.report(position)
 

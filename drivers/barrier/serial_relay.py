@@ -1,7 +1,9 @@
 """A barrier that takes a dry contact, switched by a USB/RS-232 relay board.
 
 Relay boards speak fixed byte sequences (configured as hex, e.g. ``"A0 01 01 A2"``) and
-report nothing back, so the barrier is assumed open or closed after its travel time.
+report nothing back, so the position reported is the driver's belief: ``unknown`` until
+the first command, ``moving`` for ``travel_s`` after each command, then the commanded
+position (kept across a reconnect of the port, and re-reported every ``REPORT_S``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import serial
 
 from gateway.config import ConfigError, Options
-from gateway.ports import DeviceLink, DeviceUnavailable
+from gateway.ports import REPORT_S, DeviceLink, DeviceUnavailable
 
 
 def _hex(where: str, text: str) -> bytes:
@@ -50,6 +52,7 @@ class SerialRelayBarrier:
         self._lock = asyncio.Lock()
         self._link: DeviceLink | None = None
         self._moving: asyncio.Task[None] | None = None
+        self._belief = "unknown"
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any], where: str) -> SerialRelayBarrier:
@@ -84,12 +87,15 @@ class SerialRelayBarrier:
             self._port = await asyncio.to_thread(self._open_port)
         self._link = link
         link.healthy()
+        link.report(self._belief)
         try:
             while True:  # the board says nothing; notice a vanished USB adapter
-                await asyncio.sleep(1.0)
-                port = self._port
-                if port is None or not port.is_open:
-                    raise DeviceUnavailable(f"relay {self.device}: port closed")
+                for _ in range(int(REPORT_S)):
+                    await asyncio.sleep(1.0)
+                    port = self._port
+                    if port is None or not port.is_open:
+                        raise DeviceUnavailable(f"relay {self.device}: port closed")
+                link.report(self._belief)
         finally:
             self._link = None
             if self._port is not None:
@@ -120,9 +126,13 @@ class SerialRelayBarrier:
             await self._send(self.release_bytes)
         if self._moving is not None:
             self._moving.cancel()
+        self._belief = "moving"
+        if self._link is not None:
+            self._link.report("moving")
 
         async def arrive() -> None:
             await asyncio.sleep(self.travel_s)
+            self._belief = position
             if self._link is not None:
                 self._link.report(position)
 

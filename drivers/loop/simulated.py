@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.ports import DeviceLink
+from gateway.ports import REPORT_S, DeviceLink
 
 
 class SimulatedLoop:
     def __init__(self) -> None:
         self.occupied = False
-        self._changed = asyncio.Event()
+        self._link: DeviceLink | None = None
 
     def set(self, occupied: bool) -> None:
+        """Called on the loop; reported at once, so a short pulse is never lost."""
         self.occupied = occupied
-        self._changed.set()
+        if self._link is not None:
+            self._link.report(occupied)
 
     async def run(self, link: DeviceLink) -> None:
-        link.healthy()
-        link.report(self.occupied)
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            link.report(self.occupied)
+        self._link = link
+        try:
+            while True:
+                link.healthy()
+                link.report(self.occupied)
+                await asyncio.sleep(REPORT_S)
+        finally:
+            self._link = None
+
+    async def level(self) -> bool | None:
+        return self.occupied

@@ -26,6 +26,7 @@ from gateway.errors import (
     NotFound,
     PaymentRequired,
     Unauthorized,
+    Unavailable,
 )
 
 log = structlog.get_logger("gateway.api")
@@ -37,6 +38,7 @@ STATUS: dict[type[GatewayError], int] = {
     Conflict: 409,
     PaymentRequired: 402,
     Unauthorized: 401,
+    Unavailable: 503,
 }
 
 
@@ -131,6 +133,7 @@ WHEN: dict[int, str] = {
     415: "The body is not application/json",
     422: "A rule about the request's own values is broken",
     429: "Too many failed logins: wait `Retry-After` seconds",
+    503: "A device the request needs does not answer (`reason` says which); nothing changed",
 }
 
 

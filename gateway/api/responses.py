@@ -513,17 +513,33 @@ class LaneDecision(Struct):
     at: Timestamp | None
 
 
+class LaneAlarm(Struct):
+    """A surprise the lane raised (``barrier_open_without_grant``, ``unauthorised_passage``),
+    the newest last; the rest of its outbox event's data rides along."""
+
+    type: str
+    at: Timestamp
+    message: str
+    plate: str | None = None
+    session_id: int | None = None
+    ticket_number: str | None = None
+    refused_because: str | None = None
+
+
 class LaneStatus(Struct):
     id: str
     name: str
     kind: Literal["entry", "exit"]
     mode: str
-    barrier: str
+    barrier: str  # what the barrier reports: open, closed, moving, unknown
+    wanted: Literal["open", "closed"] | None  # where the lane wants it; None until ready
+    ready: bool  # the barrier and the presence loop have reported since start
     presence: bool
     safety: bool
     phase: str
     fault: bool
     faults: list[str]
+    alarms: list[LaneAlarm]
     devices: dict[str, str]
     display: str
     last_decision: LaneDecision | None

@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 
 from gateway.domain.lanes import MODES, Credential
-from gateway.errors import Invalid, NotFound
+from gateway.errors import Invalid, NotFound, Unavailable
 from gateway.lanes.decisions import Decider
 from gateway.lanes.engine import Lane
 
@@ -37,9 +37,10 @@ class LaneManager:
         """
 
         async def one(lane: Lane) -> None:
+            lane.release_control()  # from now on only this moves the barrier
             wanted = lane.spec.on_shutdown
-            if wanted == "leave" or (wanted == "close" and lane.state.safety):
-                return  # never close onto a vehicle under the arm
+            if wanted == "leave":
+                return
             target = "open" if wanted == "open" else "closed"
             barrier = lane.devices.barrier
             changed = asyncio.Event()
@@ -50,6 +51,11 @@ class LaneManager:
             lane.listeners.append(wake)
             try:
                 async with asyncio.timeout(timeout_s):
+                    if wanted == "close":
+                        refusal = await lane.close_refusal()
+                        if refusal is not None:  # never close onto a vehicle under the arm
+                            log.warning("shutdown_barrier_left", lane=lane.spec.id, reason=refusal)
+                            return
                     await (barrier.open() if wanted == "open" else barrier.close())
                     while lane.state.position != target:
                         await changed.wait()
@@ -78,8 +84,20 @@ class LaneManager:
         return [lane.status() for lane in self.lanes.values()]
 
     async def open(self, lane_id: str, reason: str, actor: str | None) -> None:
-        """Open for whoever is in the lane; the audit event is written before the barrier moves."""
+        """Open for whoever is in the lane; the audit event is written before the barrier moves.
+
+        Refused (503, ``barrier_unreachable``, nothing recorded) while the barrier does not
+        answer: an operator must never be told "opening" for a barrier that cannot hear it.
+        Once accepted, the open is a grant like any other: re-sent until the barrier
+        follows, kept until its vehicle has passed or it expires.
+        """
         lane = self.get(lane_id)
+        if not lane.barrier_reachable():
+            raise Unavailable(
+                f"the barrier of lane {lane_id} does not answer: "
+                f"{lane.devices_health.get('barrier', 'unknown')}",
+                reason="barrier_unreachable",
+            )
         await self.decider.audit(
             "lane_opened_by_operator", lane.spec, {"reason": reason, "actor": actor}
         )

@@ -38,7 +38,7 @@ class LaneController(Controller):
     async def get_lane(self, deps: NamedDependency[Deps], lane_id: FromPath[str]) -> LaneStatus:
         return typed(LaneStatus, deps.lanes.get(lane_id).status())
 
-    @post("/{lane_id:str}/open", status_code=200, responses=errors(*BODY, *STAFF, 404))
+    @post("/{lane_id:str}/open", status_code=200, responses=errors(*BODY, *STAFF, 404, 503))
     async def open_lane(
         self,
         deps: NamedDependency[Deps],
@@ -46,7 +46,11 @@ class LaneController(Controller):
         lane_id: FromPath[str],
         data: JSONBody[OpenIn],
     ) -> LaneOpening:
-        """Open the barrier for whoever is in the lane; answers once the audit event is stored."""
+        """Open the barrier for whoever is in the lane; answers once the audit event is stored.
+
+        503 with ``reason: barrier_unreachable`` (and nothing recorded) while the barrier
+        does not answer; an accepted open is re-sent until the barrier follows.
+        """
         await deps.lanes.open(lane_id, data.reason.strip(), request.user.email)
         return LaneOpening(lane_id=lane_id, status="opening", reason=data.reason.strip())
 
