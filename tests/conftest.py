@@ -191,8 +191,8 @@ def running(
 
 
 # Worker threads that pools start on demand: the daemon's store, asyncio's default
-# executor, AnyIO's threads for Litestar's sync handlers.
-POOL_WORKERS = ("store-reader_", "store-writer_", "asyncio_", "AnyIO worker thread")
+# executor, AnyIO's threads for Litestar's sync handlers, the logins' argon2 workers.
+POOL_WORKERS = ("store-reader_", "store-writer_", "asyncio_", "AnyIO worker thread", "argon2_")
 
 
 def _leftover_threads(before: set[threading.Thread]) -> list[threading.Thread]:
